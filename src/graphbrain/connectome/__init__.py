@@ -1,0 +1,1 @@
+"""connectome room (see DESIGN)."""

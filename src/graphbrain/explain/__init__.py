@@ -1,0 +1,1 @@
+"""explain room (see DESIGN)."""

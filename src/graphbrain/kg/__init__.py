@@ -1,0 +1,1 @@
+"""kg room (see DESIGN)."""
