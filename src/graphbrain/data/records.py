@@ -22,43 +22,62 @@ class Subject:
 
     Attributes:
         id: subject identifier (unique inside a cohort).
-        timeseries: ROI time series, shape ``(T, R)``, float32.
+        timeseries: ROI time series, shape ``(T, R)``, float32; ``None`` only when the
+            subject comes with a precomputed connectome (``fc``) instead.
         label: class label (0/1 for binary tasks) or ``None`` when unknown.
         site: acquisition site (used for leave-site-out evaluation), or ``None``.
         covariates: non-imaging data such as ``age`` and ``sex``.
         roi_names: names of the ``R`` regions, or ``None``.
         tr: repetition time in seconds, or ``None`` when unknown.
         source: the file the time series came from (for error messages).
+        fc: a precomputed ``(R, R)`` connectivity matrix (from ``.npy``/``.csv`` FC
+            inputs); models that need time series refuse such subjects clearly.
     """
 
     id: str
-    timeseries: np.ndarray
+    timeseries: np.ndarray | None
     label: int | None = None
     site: str | None = None
     covariates: dict[str, Any] = field(default_factory=dict)
     roi_names: list[str] | None = None
     tr: float | None = None
     source: str | None = None
+    fc: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        ts = np.asarray(self.timeseries)
-        if ts.ndim != 2:
-            from graphbrain.errors import DataError
+        from graphbrain.errors import DataError
 
-            raise DataError(
-                f"time series must be 2-D (time points x ROIs), got shape {ts.shape}",
-                source=self.source or self.id,
-                reason="wrong_shape",
-            )
-        self.timeseries = np.ascontiguousarray(ts, dtype=np.float32)
+        src = self.source or self.id
+        if self.timeseries is None and self.fc is None:
+            raise DataError("subject has neither a time series nor a connectome", source=src, reason="empty")
+        if self.timeseries is not None:
+            ts = np.asarray(self.timeseries)
+            if ts.ndim != 2:
+                raise DataError(
+                    f"time series must be 2-D (time points x ROIs), got shape {ts.shape}",
+                    source=src,
+                    reason="wrong_shape",
+                )
+            self.timeseries = np.ascontiguousarray(ts, dtype=np.float32)
+        if self.fc is not None:
+            fc = np.asarray(self.fc)
+            if fc.ndim != 2 or fc.shape[0] != fc.shape[1]:
+                raise DataError(
+                    f"connectivity matrix must be square (R x R), got shape {fc.shape}",
+                    source=src,
+                    reason="wrong_shape",
+                )
+            self.fc = np.ascontiguousarray(fc, dtype=np.float32)
 
     @property
     def n_timepoints(self) -> int:
-        return int(self.timeseries.shape[0])
+        return 0 if self.timeseries is None else int(self.timeseries.shape[0])
 
     @property
     def n_rois(self) -> int:
-        return int(self.timeseries.shape[1])
+        if self.timeseries is not None:
+            return int(self.timeseries.shape[1])
+        return int(self.fc.shape[0])  # type: ignore[union-attr]
 
 
 @dataclass
@@ -140,7 +159,20 @@ class Cohort:
         return self.subjects[0].n_rois
 
     def timeseries(self) -> list[np.ndarray]:
-        return [s.timeseries for s in self.subjects]
+        """The subjects' time series; raises if a subject only has a precomputed FC."""
+        out = []
+        for s in self.subjects:
+            if s.timeseries is None:
+                from graphbrain.errors import DataError
+
+                raise DataError(
+                    "this step needs ROI time series, but the subject only has a precomputed "
+                    "connectivity matrix",
+                    source=s.source or s.id,
+                    reason="no_timeseries",
+                )
+            out.append(s.timeseries)
+        return out
 
     def subset(self, index: Sequence[int] | np.ndarray) -> Cohort:
         """A cohort with the subjects at ``index`` (exclusions are kept, meta is shared)."""

@@ -45,6 +45,8 @@ def check_subject(
     Returns a list of non-fatal flags (``"constant_roi:<idx>"`` under ``constant_roi="keep"``).
     """
     src = subject.source or subject.id
+    if subject.timeseries is None:
+        return _check_fc(subject, n_rois=n_rois)
     ts = subject.timeseries
     if ts.ndim != 2 or ts.shape[0] == 0 or ts.shape[1] == 0:
         raise DataError(f"empty or malformed time series, shape {ts.shape}", source=src, reason="wrong_shape")
@@ -78,6 +80,29 @@ def check_subject(
         if constant_roi == "keep":
             return [f"constant_roi:{int(i)}" for i in const]
         raise DataError(msg, source=src, reason="constant_roi")
+    return []
+
+
+def _check_fc(subject: Subject, *, n_rois: int | None) -> list[str]:
+    """Checks for a subject that carries a precomputed connectivity matrix."""
+    src = subject.source or subject.id
+    fc = subject.fc
+    if fc is None:  # pragma: no cover - Subject forbids it
+        raise DataError("no data", source=src, reason="empty")
+    if not np.isfinite(fc).all():
+        raise DataError(
+            f"{int((~np.isfinite(fc)).sum())} non-finite value(s) (NaN/Inf) in the connectivity matrix",
+            source=src,
+            reason="non_finite",
+        )
+    if not np.allclose(fc, fc.T, atol=1e-5):
+        raise DataError("connectivity matrix is not symmetric", source=src, reason="not_symmetric")
+    if n_rois is not None and fc.shape[0] != n_rois:
+        raise DataError(
+            f"ROI count mismatch: {fc.shape[0]} ROIs, the cohort has {n_rois}",
+            source=src,
+            reason="roi_mismatch",
+        )
     return []
 
 
