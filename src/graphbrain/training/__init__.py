@@ -1,1 +1,25 @@
-"""training room (see DESIGN)."""
+"""Training room: splits, metrics, cohort classifiers (scikit-learn and torch)."""
+
+from graphbrain.training.estimator import (
+    CohortClassifier,
+    SklearnClassifier,
+    build_classifier,
+    load_classifier,
+)
+from graphbrain.training.metrics import METRICS, binary_metrics, summarize
+from graphbrain.training.splits import Fold, inner_split, leave_site_out, make_folds, stratified_kfold
+
+__all__ = [
+    "METRICS",
+    "CohortClassifier",
+    "Fold",
+    "SklearnClassifier",
+    "binary_metrics",
+    "build_classifier",
+    "inner_split",
+    "leave_site_out",
+    "load_classifier",
+    "make_folds",
+    "stratified_kfold",
+    "summarize",
+]

@@ -1,0 +1,249 @@
+"""Cohort classifiers: the unit the evaluation spine fits inside each training fold.
+
+A :class:`CohortClassifier` takes a :class:`~graphbrain.data.Cohort` in ``fit`` and
+returns class probabilities ``(N, C)`` from ``predict_proba``. Everything it learns
+from data (connectome reference, scaler, model weights) is learned in ``fit``, so the
+pipeline fitting it on the training fold only is what guarantees no leakage.
+
+Persistence is pickle-free: ``save(dir)`` writes ``classifier.json`` (type, model
+name, parameters) and ``arrays.safetensors`` / ``weights.safetensors``;
+:func:`load_classifier` reads them back without executing code from the files.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+from sklearn.preprocessing import StandardScaler
+
+from graphbrain.connectome.static import ConnectivityTransformer, vectorize_fc
+from graphbrain.data import Cohort
+from graphbrain.errors import ConfigError, DataError
+from graphbrain.models import get_model_spec
+
+CLASSIFIER_FILE = "classifier.json"
+
+
+class CohortClassifier(ABC):
+    """Fit on a cohort, predict probabilities for another; save and load safely."""
+
+    model_name: str
+
+    @abstractmethod
+    def fit(self, cohort: Cohort) -> CohortClassifier: ...
+
+    @abstractmethod
+    def predict_proba(self, cohort: Cohort) -> np.ndarray:
+        """Class probabilities, shape ``(N, C)``."""
+
+    def explain(self, cohort: Cohort) -> dict[str, np.ndarray]:
+        """Per-subject attributions (e.g. ``"spatial"`` ``(N, W, R)``); empty if none."""
+        return {}
+
+    @abstractmethod
+    def save(self, directory: str | Path) -> None: ...
+
+    def history(self) -> list[dict[str, Any]]:
+        """Per-epoch training log, if the classifier is trained iteratively."""
+        return []
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def static_features(
+    cohort: Cohort, transformer: ConnectivityTransformer | None, *, fit: bool
+) -> tuple[np.ndarray, ConnectivityTransformer | None]:
+    """Vectorised static FC for every subject, ``(N, R(R-1)/2)``.
+
+    Subjects with ROI time series go through ``transformer`` (fitted here when
+    ``fit``); subjects that come with a precomputed FC matrix use it as is. A cohort
+    mixing the two is refused (their connectomes would not be comparable).
+    """
+    has_ts = [s.timeseries is not None for s in cohort]
+    if all(has_ts):
+        if transformer is None:
+            raise ConfigError("a connectivity transformer is needed for time-series input")
+        ts = cohort.timeseries()
+        if fit:
+            transformer.fit(ts)
+        return transformer.transform(ts), transformer
+    if not any(has_ts):
+        return vectorize_fc(np.stack([s.fc for s in cohort])), transformer
+    raise DataError(
+        "the cohort mixes subjects with time series and subjects with precomputed FC matrices",
+        source=cohort.name,
+        reason="mixed_inputs",
+    )
+
+
+class SklearnClassifier(CohortClassifier):
+    """Static FC -> upper-triangle vector -> StandardScaler -> linear scikit-learn model."""
+
+    def __init__(
+        self,
+        model_name: str = "logreg",
+        model_params: dict[str, Any] | None = None,
+        connectome: dict[str, Any] | None = None,
+    ) -> None:
+        spec = get_model_spec(model_name)
+        if spec.kind != "sklearn":
+            raise ConfigError(f"model {model_name!r} is not a scikit-learn model")
+        self.model_name = model_name
+        self.model_params = dict(model_params or {})
+        self.connectome = dict(connectome or {})
+        self._spec = spec
+        self.transformer: ConnectivityTransformer | None = None
+        self.scaler: StandardScaler | None = None
+        self.model: Any = None
+
+    def _new_transformer(self) -> ConnectivityTransformer:
+        c = self.connectome
+        return ConnectivityTransformer(
+            kind=c.get("kind", "correlation"),
+            estimator=c.get("estimator", "ledoit_wolf"),
+            fisher_z=bool(c.get("fisher_z", False)),
+            vectorize=True,
+            cache_dir=c.get("cache_dir"),
+        )
+
+    def fit(self, cohort: Cohort) -> SklearnClassifier:
+        y = cohort.labels
+        if len(np.unique(y)) < 2:
+            raise DataError("the training cohort has a single class", source=cohort.name, reason="one_class")
+        X, self.transformer = static_features(cohort, self._new_transformer(), fit=True)
+        self.scaler = StandardScaler().fit(X)
+        self.model = self._spec.builder(**self.model_params)
+        self.model.fit(self.scaler.transform(X), y)
+        return self
+
+    def decision_function(self, cohort: Cohort) -> np.ndarray:
+        if self.model is None or self.scaler is None:
+            raise ConfigError("classifier is not fitted")
+        X, _ = static_features(cohort, self.transformer, fit=False)
+        return self.model.decision_function(self.scaler.transform(X))
+
+    def predict_proba(self, cohort: Cohort) -> np.ndarray:
+        if hasattr(self.model, "predict_proba"):
+            X, _ = static_features(cohort, self.transformer, fit=False)
+            return self.model.predict_proba(self.scaler.transform(X))  # type: ignore[union-attr]
+        # Margin models (linear SVM): a logistic squashing of the margin; ranks are exact,
+        # probabilities are not calibrated.
+        score = self.decision_function(cohort)
+        p1 = 1.0 / (1.0 + np.exp(-score))
+        return np.stack([1.0 - p1, p1], axis=1)
+
+    def explain(self, cohort: Cohort) -> dict[str, np.ndarray]:
+        """Edge weights of the linear model folded back to ``(R, R)`` and node sums ``(R,)``.
+
+        These are cohort-level (the same for every subject): ``edge_weight`` is the
+        coefficient of each FC edge in standardised units, ``node`` the sum of absolute
+        edge weights touching each ROI.
+        """
+        coef = np.asarray(self.model.coef_).ravel()
+        r = int(round((1 + np.sqrt(1 + 8 * coef.size)) / 2))
+        mat = np.zeros((r, r))
+        # nilearn's sym_matrix_to_vec lists the strict lower triangle in row-major order
+        mat[np.tril_indices(r, -1)] = coef
+        mat = mat + mat.T
+        n = len(cohort)
+        return {
+            "edge_weight": np.broadcast_to(mat, (n, r, r)).astype(np.float32),
+            "node": np.broadcast_to(np.abs(mat).sum(1), (n, r)).astype(np.float32),
+        }
+
+    def save(self, directory: str | Path) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {
+            "scaler.mean": self.scaler.mean_,
+            "scaler.scale": self.scaler.scale_,
+            "model.coef": np.asarray(self.model.coef_),
+            "model.intercept": np.atleast_1d(np.asarray(self.model.intercept_)),
+            "model.classes": np.asarray(self.model.classes_),
+        }
+        tparams = None
+        if self.transformer is not None and hasattr(self.transformer, "n_rois_"):
+            tparams, tarrays = self.transformer.get_state()
+            arrays.update({f"transformer.{k}": v for k, v in tarrays.items()})
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(d / "arrays.safetensors"))
+        _write_json(
+            d / CLASSIFIER_FILE,
+            {
+                "type": "sklearn",
+                "model": self.model_name,
+                "model_params": self.model_params,
+                "connectome": self.connectome,
+                "transformer": tparams,
+            },
+        )
+
+    @classmethod
+    def load(cls, directory: str | Path) -> SklearnClassifier:
+        d = Path(directory)
+        meta = json.loads((d / CLASSIFIER_FILE).read_text())
+        arrays = load_file(str(d / "arrays.safetensors"))
+        clf = cls(meta["model"], meta["model_params"], meta["connectome"])
+        if meta.get("transformer") is not None:
+            t_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("transformer.")}
+            clf.transformer = ConnectivityTransformer.from_state(meta["transformer"], t_arrays)
+        scaler = StandardScaler()
+        scaler.mean_ = arrays["scaler.mean"]
+        scaler.scale_ = arrays["scaler.scale"]
+        scaler.var_ = scaler.scale_**2
+        scaler.n_features_in_ = scaler.mean_.shape[0]
+        clf.scaler = scaler
+        model = clf._spec.builder(**clf.model_params)
+        model.coef_ = arrays["model.coef"]
+        model.intercept_ = arrays["model.intercept"]
+        model.classes_ = arrays["model.classes"]
+        model.n_features_in_ = model.coef_.shape[1]
+        clf.model = model
+        return clf
+
+
+def build_classifier(
+    model: str,
+    *,
+    model_params: dict[str, Any] | None = None,
+    connectome: dict[str, Any] | None = None,
+    train: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> CohortClassifier:
+    """A fresh, unfitted classifier for the registered model ``model``."""
+    spec = get_model_spec(model)
+    if spec.kind == "sklearn":
+        return SklearnClassifier(model, model_params, connectome)
+    from graphbrain.training.torch_estimator import TorchClassifier
+
+    return TorchClassifier(model, model_params=model_params, connectome=connectome, train=train, seed=seed)
+
+
+def load_classifier(directory: str | Path) -> CohortClassifier:
+    """Load a classifier saved with ``save`` (no pickle; torch weights via safetensors)."""
+    d = Path(directory)
+    path = d / CLASSIFIER_FILE
+    if not path.exists():
+        raise ConfigError(f"{path}: no saved classifier here (expected {CLASSIFIER_FILE})")
+    kind = json.loads(path.read_text()).get("type")
+    if kind == "sklearn":
+        return SklearnClassifier.load(d)
+    if kind == "torch":
+        from graphbrain.training.torch_estimator import TorchClassifier
+
+        return TorchClassifier.load(d)
+    raise ConfigError(f"{path}: unknown classifier type {kind!r}")
