@@ -147,24 +147,32 @@ class SklearnClassifier(CohortClassifier):
         p1 = 1.0 / (1.0 + np.exp(-score))
         return np.stack([1.0 - p1, p1], axis=1)
 
-    def explain(self, cohort: Cohort) -> dict[str, np.ndarray]:
-        """Edge weights of the linear model folded back to ``(R, R)`` and node sums ``(R,)``.
-
-        These are cohort-level (the same for every subject): ``edge_weight`` is the
-        coefficient of each FC edge in standardised units, ``node`` the sum of absolute
-        edge weights touching each ROI.
-        """
+    def edge_weights(self) -> np.ndarray:
+        """The linear model's FC-edge coefficients (standardised units) folded to ``(R, R)``."""
+        if self.model is None:
+            raise ConfigError("classifier is not fitted")
         coef = np.asarray(self.model.coef_).ravel()
         r = int(round((1 + np.sqrt(1 + 8 * coef.size)) / 2))
-        mat = np.zeros((r, r))
+        mat = np.zeros((r, r), dtype=np.float64)
         # nilearn's sym_matrix_to_vec lists the strict lower triangle in row-major order
         mat[np.tril_indices(r, -1)] = coef
-        mat = mat + mat.T
-        n = len(cohort)
-        return {
-            "edge_weight": np.broadcast_to(mat, (n, r, r)).astype(np.float32),
-            "node": np.broadcast_to(np.abs(mat).sum(1), (n, r)).astype(np.float32),
-        }
+        return mat + mat.T
+
+    def explain(self, cohort: Cohort) -> dict[str, np.ndarray]:
+        """Node importance ``(N, R)``: per subject, sum over edges of |weight x feature|.
+
+        The contribution of edge (i, j) to subject n's score is ``w_ij * z_nij`` (``z`` the
+        standardised FC); a node's importance is the sum of absolute contributions of the
+        edges touching it.
+        """
+        w = self.edge_weights()
+        X, _ = static_features(cohort, self.transformer, fit=False)
+        z = self.scaler.transform(X)  # type: ignore[union-attr]
+        r = w.shape[0]
+        contrib = np.zeros((len(cohort), r, r))
+        contrib[:, *np.tril_indices(r, -1)] = z * w[np.tril_indices(r, -1)]
+        contrib = np.abs(contrib + contrib.transpose(0, 2, 1))
+        return {"node": contrib.sum(axis=2).astype(np.float32)}
 
     def save(self, directory: str | Path) -> None:
         d = Path(directory)

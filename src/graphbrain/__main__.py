@@ -1,0 +1,3 @@
+from graphbrain.cli import main
+
+raise SystemExit(main())

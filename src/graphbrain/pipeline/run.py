@@ -1,0 +1,321 @@
+"""run_pipeline(): configuration in, PipelineResult out; train once, predict elsewhere.
+
+For each cross-validation fold a fresh classifier is built and fitted on the training
+subjects only (connectome reference, scaler, weights, early stopping included), then
+scores the held-out subjects. Nothing is fitted on the whole cohort before splitting.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from tqdm.auto import tqdm
+
+from graphbrain.data import Cohort
+from graphbrain.errors import ConfigError
+from graphbrain.models import get_model_spec
+from graphbrain.pipeline.config import build_config
+from graphbrain.pipeline.result import PipelineResult
+from graphbrain.training import binary_metrics, build_classifier, load_classifier, make_folds, summarize
+
+log = logging.getLogger(__name__)
+
+CONNECTOME_KEYS = {
+    "kind",
+    "estimator",
+    "fisher_z",
+    "window",
+    "window_seconds",
+    "stride",
+    "n_timepoints",
+    "top_percent",
+    "random_crop",
+    "backend",
+    "cache_dir",
+}
+CV_KEYS = {"scheme", "n_splits", "repeats", "seed"}
+
+
+def load_data(data: Mapping[str, Any]) -> Cohort:
+    """Read the cohort described by a ``data`` config section (``source`` + reader params)."""
+    from graphbrain.data.loaders import load_cohort
+
+    params = dict(data)
+    source = params.pop("source", None)
+    if source is None:
+        raise ConfigError("the data configuration needs a 'source' (synthetic, abide_pcp, nifti, bids, precomputed)")
+    return load_cohort(source, **params)
+
+
+def _check_keys(section: str, values: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown {section} key(s) {unknown}; valid keys: {sorted(allowed)}")
+
+
+def _model_args(cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(model name, builder parameters), refusing parameters the builder does not take."""
+    m = dict(cfg["model"])
+    name = m.pop("name", None)
+    if name is None:
+        raise ConfigError("the model configuration needs a 'name'")
+    spec = get_model_spec(name)
+    sig = inspect.signature(spec.builder)
+    if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        allowed = set(sig.parameters) - {"n_rois", "n_windows", "n_classes", "n_timepoints"}
+        unknown = sorted(set(m) - allowed)
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {unknown} for model {name!r}; valid: {sorted(allowed)}")
+    return name, m
+
+
+def _classifier_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    name, params = _model_args(cfg)
+    conn = dict(cfg.get("connectome", {}))
+    _check_keys("connectome", conn, CONNECTOME_KEYS)
+    if cfg.get("cache_dir") and "cache_dir" not in conn:
+        conn["cache_dir"] = str(Path(cfg["cache_dir"]) / "connectomes")
+    return {
+        "model": name,
+        "model_params": params,
+        "connectome": conn,
+        "train": dict(cfg.get("train", {})),
+        "seed": int(cfg.get("seed", 0)),
+    }
+
+
+def run_pipeline(
+    config: Mapping[str, Any] | None = None,
+    *,
+    data: str | Mapping[str, Any] | None = None,
+    connectome: str | Mapping[str, Any] | None = None,
+    model: str | Mapping[str, Any] | None = None,
+    cv: str | Mapping[str, Any] | None = None,
+    train: str | Mapping[str, Any] | None = None,
+    output_dir: str | Path | None = "__default__",
+    seed: int | None = None,
+    cohort: Cohort | None = None,
+    overrides: Sequence[str] = (),
+    progress: bool | None = None,
+) -> PipelineResult:
+    """Cross-validated classification of a cohort; returns (and saves) a PipelineResult.
+
+    Args:
+        config: a complete configuration (e.g. a saved ``config.yaml`` as a dict); when
+            given, the group arguments below are merged over it.
+        data, connectome, model, cv, train: a config-group option name (``model="svm"``)
+            or a dict of values (``data={"source": "abide_pcp", "root": "/data"}``).
+        output_dir: where results are written; ``None`` writes nothing; by default the
+            configured ``outputs/<data>_<model>_<cv>``.
+        seed: random seed for folds, inner splits and model initialisation.
+        cohort: an already-loaded cohort (then ``data`` is only recorded).
+        overrides: Hydra-style overrides, e.g. ``["cv.n_splits=5"]``.
+        progress: show progress bars (default: configured ``progress``).
+
+    Example:
+        >>> result = run_pipeline(model="logreg", cv="stratified", output_dir=None)
+        >>> result["auroc"] > 0.5
+        True
+    """
+    groups: dict[str, Any] = {"data": data, "connectome": connectome, "model": model, "cv": cv, "train": train}
+    if seed is not None:
+        groups["seed"] = seed
+    if progress is not None:
+        groups["progress"] = progress
+    if output_dir != "__default__":
+        groups["output_dir"] = None if output_dir is None else str(output_dir)
+    cfg = build_config(config, overrides=overrides, **groups)
+    show = bool(cfg.get("progress", True))
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    if cohort is None:
+        cohort = load_data(cfg["data"])
+    timings["load_s"] = time.perf_counter() - t_start
+    if len(cohort) == 0:
+        raise ConfigError(f"no usable subjects in the cohort ({len(cohort.excluded)} excluded)")
+    kwargs = _classifier_kwargs(cfg)
+    cv_cfg = dict(cfg["cv"])
+    _check_keys("cv", cv_cfg, CV_KEYS)
+    labels = cohort.labels
+    folds = make_folds(
+        cv_cfg.get("scheme", "stratified"),
+        labels,
+        cohort.sites,
+        n_splits=int(cv_cfg.get("n_splits", 10)),
+        repeats=int(cv_cfg.get("repeats", 1)),
+        seed=int(cv_cfg.get("seed", cfg.get("seed", 0))),
+    )
+    rows: list[pd.DataFrame] = []
+    per_fold: list[dict[str, Any]] = []
+    attn_parts: dict[str, list[np.ndarray]] = {}
+    hist_parts: list[pd.DataFrame] = []
+    ids = np.asarray(cohort.ids)
+    sites = cohort.sites
+    for fold in tqdm(folds, desc=f"{kwargs['model']} folds", disable=not show):
+        t0 = time.perf_counter()
+        train_c, test_c = cohort.subset(fold.train), cohort.subset(fold.test)
+        clf = build_classifier(**kwargs)
+        clf.fit(train_c)
+        proba = np.asarray(clf.predict_proba(test_c))[:, 1]
+        seconds = time.perf_counter() - t0
+        m = binary_metrics(labels[fold.test], proba)
+        per_fold.append(
+            {"fold": fold.name, "repeat": fold.repeat, "n_train": int(fold.train.size), "n_test": int(fold.test.size), **m, "seconds": seconds}
+        )
+        rows.append(
+            pd.DataFrame(
+                {
+                    "subject_id": ids[fold.test],
+                    "site": sites[fold.test],
+                    "label": labels[fold.test],
+                    "fold": fold.name,
+                    "repeat": fold.repeat,
+                    "proba": proba,
+                    "pred": (proba >= 0.5).astype(int),
+                }
+            )
+        )
+        for k, v in clf.explain(test_c).items():
+            attn_parts.setdefault(k, []).append(np.asarray(v, dtype=np.float32))
+        hist = clf.history()
+        if hist:
+            h = pd.DataFrame(hist)
+            h.insert(0, "fold", fold.name)
+            hist_parts.append(h)
+        timings[f"fold:{fold.name}_s"] = seconds
+    attention: dict[str, np.ndarray] = {}
+    for k, parts in attn_parts.items():
+        if len({p.shape[1:] for p in parts}) == 1 and len(parts) == len(folds):
+            attention[k] = np.concatenate(parts, axis=0)
+        else:
+            log.warning("attention %r has different shapes across folds; not kept", k)
+    timings["total_s"] = time.perf_counter() - t_start
+    predictions = pd.concat(rows, ignore_index=True)
+    result = PipelineResult(
+        config=cfg,
+        metrics=summarize(per_fold),
+        pooled=binary_metrics(predictions["label"].to_numpy(), predictions["proba"].to_numpy()),
+        per_fold=per_fold,
+        predictions=predictions,
+        excluded=cohort.exclusions_frame(),
+        attention=attention,
+        history=pd.concat(hist_parts, ignore_index=True) if hist_parts else pd.DataFrame(),
+        timings=timings,
+    )
+    if cfg.get("output_dir"):
+        result.save(cfg["output_dir"])
+    return result
+
+
+def train_model(
+    config: Mapping[str, Any] | None = None,
+    *,
+    output_dir: str | Path | None = None,
+    cohort: Cohort | None = None,
+    overrides: Sequence[str] = (),
+    **groups: Any,
+) -> Path:
+    """Fit the configured classifier on the whole cohort and save it to ``output_dir``.
+
+    The folder gets ``model/`` (the fitted classifier: connectome transformer, scaler
+    and weights as safetensors + JSON), ``config.yaml``, ``training_subjects.parquet``
+    and ``excluded.parquet``. :func:`predict` loads it for a new cohort.
+    """
+    if output_dir is not None:
+        groups["output_dir"] = str(output_dir)
+    cfg = build_config(config, overrides=overrides, **{k: v for k, v in groups.items() if v is not None})
+    out = cfg.get("output_dir")
+    if not out:
+        raise ConfigError("train needs an output_dir to save the fitted model in")
+    if cohort is None:
+        cohort = load_data(cfg["data"])
+    if len(cohort) == 0:
+        raise ConfigError(f"no usable subjects to train on ({len(cohort.excluded)} excluded)")
+    clf = build_classifier(**_classifier_kwargs(cfg))
+    clf.fit(cohort)
+    d = Path(out)
+    clf.save(d / "model")
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cohort.phenotypes().to_parquet(d / "training_subjects.parquet", index=False)
+    cohort.exclusions_frame().to_parquet(d / "excluded.parquet", index=False)
+    if clf.history():
+        pd.DataFrame(clf.history()).to_parquet(d / "history.parquet", index=False)
+    return d
+
+
+def predict(
+    model_dir: str | Path,
+    *,
+    data: str | Mapping[str, Any] | None = None,
+    output_dir: str | Path | None = None,
+    cohort: Cohort | None = None,
+    overrides: Sequence[str] = (),
+) -> PipelineResult:
+    """Apply a model saved by :func:`train_model` to a new cohort.
+
+    Writes ``predictions.parquet`` (and, when the cohort has labels, ``metrics.json``
+    with the same keys as a cross-validated run, as one "fold") to ``output_dir``.
+    """
+    md = Path(model_dir)
+    if not (md / "model").is_dir():
+        raise ConfigError(f"{md}: not a trained model folder (no model/ inside); create one with `graphbrain train`")
+    clf = load_classifier(md / "model")
+    cfg = build_config(data=data, overrides=overrides, output_dir=str(output_dir) if output_dir else None)
+    cfg["model"] = yaml.safe_load((md / "config.yaml").read_text()).get("model", {})
+    cfg["model_dir"] = str(md)
+    if cohort is None:
+        cohort = load_data(cfg["data"])
+    if len(cohort) == 0:
+        raise ConfigError(f"no usable subjects to predict ({len(cohort.excluded)} excluded)")
+    t0 = time.perf_counter()
+    proba = np.asarray(clf.predict_proba(cohort))[:, 1]
+    labelled = cohort.has_labels
+    labels = cohort.labels if labelled else np.full(len(cohort), -1)
+    predictions = pd.DataFrame(
+        {
+            "subject_id": cohort.ids,
+            "site": cohort.sites,
+            "label": labels,
+            "fold": "external",
+            "repeat": 0,
+            "proba": proba,
+            "pred": (proba >= 0.5).astype(int),
+        }
+    )
+    per_fold: list[dict[str, Any]] = []
+    pooled: dict[str, float] = {}
+    if labelled:
+        pooled = binary_metrics(labels, proba)
+        per_fold = [{"fold": "external", "repeat": 0, "n_train": 0, "n_test": len(cohort), **pooled}]
+    attention = {k: np.asarray(v) for k, v in clf.explain(cohort).items()}
+    result = PipelineResult(
+        config=cfg,
+        metrics=summarize(per_fold) if per_fold else summarize([{}]),
+        pooled=pooled,
+        per_fold=per_fold,
+        predictions=predictions,
+        excluded=cohort.exclusions_frame(),
+        attention=attention,
+        timings={"predict_s": time.perf_counter() - t0},
+    )
+    if output_dir:
+        d = Path(output_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        if labelled:
+            result.save(d)
+        else:
+            predictions.to_parquet(d / "predictions.parquet", index=False)
+            result.excluded.to_parquet(d / "excluded.parquet", index=False)
+            (d / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+            (d / "summary.json").write_text(json.dumps({"n_subjects": len(cohort), "labels": False}))
+        result.output_dir = d
+    return result

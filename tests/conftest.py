@@ -1,0 +1,31 @@
+"""Shared fixtures: small synthetic cohorts and the optional real development data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from graphbrain.data import Cohort, make_synthetic_cohort
+
+# Two cores on CI: keep torch from oversubscribing them.
+torch.set_num_threads(2)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ABIDE_ROOT = SHARED_DATA / "abide_pcp"
+
+
+@pytest.fixture(scope="session")
+def small_cohort() -> Cohort:
+    """60 subjects, 16 ROIs, 100 time points, 3 sites, strong planted effect."""
+    return make_synthetic_cohort(
+        n_subjects=60, n_rois=16, n_timepoints=100, n_sites=3, n_planted=4, effect_size=1.5, seed=1
+    )
+
+
+@pytest.fixture(scope="session")
+def abide_root() -> Path:
+    if not (ABIDE_ROOT / "ABIDE_pcp").is_dir():
+        pytest.skip("../shared/data/abide_pcp is not available")
+    return ABIDE_ROOT

@@ -1,0 +1,124 @@
+"""End-to-end runs on the synthetic cohort: metrics, files, leakage and train/predict."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.preprocessing import StandardScaler
+
+from graphbrain.connectome.static import ConnectivityTransformer
+from graphbrain.errors import ConfigError
+from graphbrain.pipeline import PipelineResult, predict, run_pipeline, train_model
+from graphbrain.training import build_classifier, make_folds
+
+METRIC_KEYS = {"accuracy", "auroc", "balanced_accuracy", "sensitivity", "specificity", "f1"}
+
+
+def _fp(x: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(x, dtype=np.float64).tobytes()).hexdigest()
+
+
+def test_planted_signal_far_above_chance_and_files(small_cohort, tmp_path):
+    res = run_pipeline(cohort=small_cohort, cv={"scheme": "stratified", "n_splits": 5}, output_dir=tmp_path, progress=False)
+    assert res["auroc"] > 0.85
+    assert set(res.predictions["subject_id"]) == set(small_cohort.ids)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics) and len(metrics["per_fold"]) == 5
+    assert metrics["auroc"] == pytest.approx(np.mean([f["auroc"] for f in metrics["per_fold"]]))
+    loaded = PipelineResult.load(tmp_path)
+    pd.testing.assert_frame_equal(loaded.predictions, res.predictions)
+    assert loaded["auroc"] == pytest.approx(res["auroc"])
+    assert loaded.config["model"]["name"] == "logreg"
+    # node attributions align with predictions and point at the planted ROIs
+    node = loaded.attention["node"]
+    assert node.shape == (len(small_cohort), small_cohort.n_rois)
+    top = set(np.argsort(-node.mean(0))[: len(small_cohort.meta["planted_rois"])].tolist())
+    assert len(top & set(small_cohort.meta["planted_rois"])) >= 3
+
+
+def test_shuffled_labels_give_chance(small_cohort):
+    shuffled = small_cohort.subset(range(len(small_cohort)))
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(small_cohort.labels)
+    from dataclasses import replace
+
+    shuffled.subjects = [replace(s, label=int(y)) for s, y in zip(shuffled.subjects, labels)]
+    res = run_pipeline(cohort=shuffled, cv={"scheme": "stratified", "n_splits": 5}, output_dir=None, progress=False)
+    assert res["auroc"] < 0.75
+
+
+class _Spy:
+    """Records fingerprints of every subject's data that reaches a fit."""
+
+    def __init__(self, monkeypatch):
+        self.fits: list[set[str]] = []
+        self.scaler_rows: list[int] = []
+        orig_fit = ConnectivityTransformer.fit
+        orig_scaler = StandardScaler.fit
+        spy = self
+
+        def fit(self_, X, y=None):
+            spy.fits.append({_fp(x) for x in X})
+            return orig_fit(self_, X, y)
+
+        def sfit(self_, X, y=None, sample_weight=None):
+            spy.scaler_rows.append(len(X))
+            return orig_scaler(self_, X, y, sample_weight)
+
+        monkeypatch.setattr(ConnectivityTransformer, "fit", fit)
+        monkeypatch.setattr(StandardScaler, "fit", sfit)
+
+
+@pytest.mark.parametrize("scheme", ["stratified", "leave_site_out"])
+def test_nothing_is_fitted_on_test_subjects(small_cohort, monkeypatch, scheme):
+    spy = _Spy(monkeypatch)
+    cv = {"scheme": scheme, "n_splits": 4}
+    run_pipeline(cohort=small_cohort, connectome={"kind": "tangent"}, cv=cv, output_dir=None, progress=False)
+    folds = make_folds(scheme, small_cohort.labels, small_cohort.sites, n_splits=4)
+    assert len(spy.fits) == len(folds)
+    for fitted, fold in zip(spy.fits, folds):
+        test_fp = {_fp(small_cohort[i].timeseries) for i in fold.test}
+        train_fp = {_fp(small_cohort[i].timeseries) for i in fold.train}
+        assert fitted == train_fp
+        assert fitted.isdisjoint(test_fp)
+    assert spy.scaler_rows == [len(f.train) for f in folds]
+
+
+def test_the_spy_catches_a_leaky_procedure(small_cohort, monkeypatch):
+    """The check above can fail: a whole-cohort fit before splitting is detected."""
+    spy = _Spy(monkeypatch)
+    ConnectivityTransformer(kind="tangent").fit(small_cohort.timeseries())  # the leak
+    fold = make_folds("stratified", small_cohort.labels, small_cohort.sites, n_splits=4)[0]
+    test_fp = {_fp(small_cohort[i].timeseries) for i in fold.test}
+    assert not spy.fits[0].isdisjoint(test_fp)
+
+
+def test_train_then_predict_on_other_sites(small_cohort, tmp_path):
+    train_c = small_cohort.select_sites(["site1", "site2"])
+    test_c = small_cohort.select_sites(["site3"])
+    model_dir = train_model(cohort=train_c, output_dir=tmp_path / "m", connectome="tangent")
+    assert (model_dir / "model" / "classifier.json").exists()
+    res = predict(model_dir, cohort=test_c, output_dir=tmp_path / "p")
+    metrics = json.loads((tmp_path / "p" / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert metrics["auroc"] > 0.7
+    # the saved model gives exactly the in-memory model's predictions
+    clf = build_classifier("logreg", connectome={"kind": "tangent"}).fit(train_c)
+    np.testing.assert_allclose(res.predictions["proba"], clf.predict_proba(test_c)[:, 1], atol=1e-6)
+    preds = pd.read_parquet(tmp_path / "p" / "predictions.parquet")
+    assert list(preds["subject_id"]) == test_c.ids
+
+
+def test_config_errors(small_cohort):
+    with pytest.raises(ConfigError, match="unknown model"):
+        run_pipeline(cohort=small_cohort, model={"name": "nope"}, output_dir=None)
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        run_pipeline(cohort=small_cohort, model={"name": "logreg", "depth": 3}, output_dir=None)
+    with pytest.raises(ConfigError, match="unknown connectome key"):
+        run_pipeline(cohort=small_cohort, connectome={"knd": "tangent"}, output_dir=None)
+    with pytest.raises(ConfigError, match="Could not override"):
+        run_pipeline(cohort=small_cohort, overrides=["cv.nsplits=3"], output_dir=None)
