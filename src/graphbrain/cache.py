@@ -22,7 +22,7 @@ import numpy as np
 
 def content_key(arrays: list[np.ndarray] | tuple[np.ndarray, ...], params: dict[str, Any]) -> str:
     """A hex digest identifying ``arrays`` (by content) together with ``params``."""
-    from graphbrain import __version__
+    from graphbrain._version import __version__
 
     h = hashlib.sha256()
     for a in arrays:

@@ -25,7 +25,13 @@ from graphbrain.errors import ConfigError
 from graphbrain.models import get_model_spec
 from graphbrain.pipeline.config import build_config
 from graphbrain.pipeline.result import PipelineResult
-from graphbrain.training import binary_metrics, build_classifier, load_classifier, make_folds, summarize
+from graphbrain.training import (
+    binary_metrics,
+    build_classifier,
+    load_classifier,
+    make_folds,
+    summarize,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,0 @@
-"""fusion room (see DESIGN)."""
