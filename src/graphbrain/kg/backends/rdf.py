@@ -1,0 +1,565 @@
+"""RDF backends: Oxigraph (pyoxigraph) and rdflib, queried with SPARQL and bound parameters.
+
+Layout of a concept ``c`` (IRIs from :mod:`graphbrain.kg.model`)::
+
+    c rdf:type gb:Concept ; gb:id "id" ; skos:prefLabel "name" ; skos:altLabel "synonym" ;
+      gb:xref "SAB:CODE" ; skos:definition "..." ; gb:semanticType sty .
+    sty gb:tui "T047" ; rdfs:label "Disease or Syndrome" ; gb:treeNumber "B2.2.1.2.1" .
+    head rel:has_symptom tail .                       # one triple per relation
+    [] a rdf:Statement ; rdf:subject head ; rdf:predicate rel:has_symptom ; rdf:object tail ;
+       gb:source "DO" ; gb:attributes "{json}" .      # only when source/attributes are set
+
+Stores also hold look-up keys (``gb:nameKey``, ``gb:synonymKey``, ``gb:xrefKey``,
+``gb:codeKey``: normalised text) so that case-insensitive look-ups are single bound
+queries. Every query text is a constant; user values travel as SPARQL substitutions
+(Oxigraph) or ``initBindings`` (rdflib). The only text spliced into a query is a relation
+IRI built from a validated identifier (``[A-Za-z][A-Za-z0-9_]*``) for property paths.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from graphbrain.kg.backends.base import Backend, UnknownConceptError
+from graphbrain.kg.lookup import normalise_text
+from graphbrain.kg.model import (
+    CONCEPT_NS,
+    RELATION_NS,
+    VOCAB_NS,
+    Concept,
+    Relation,
+    SemanticType,
+    check_relation_name,
+    concept_id_from_iri,
+    concept_iri,
+    relation_from_iri,
+    relation_iri,
+    semtype_iri,
+)
+
+RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+RDFS_NS = "http://www.w3.org/2000/01/rdf-schema#"
+SKOS_NS = "http://www.w3.org/2004/02/skos/core#"
+RDF_TYPE = RDF_NS + "type"
+
+PREFIXES = (
+    f"PREFIX gb: <{VOCAB_NS}>\nPREFIX skos: <{SKOS_NS}>\n"
+    f"PREFIX rdf: <{RDF_NS}>\nPREFIX rdfs: <{RDFS_NS}>\n"
+)
+
+
+class Iri(str):
+    """Marks a SPARQL binding value as an IRI (plain ``str`` values bind as literals)."""
+
+
+# Generic terms: ("iri", value) | ("lit", value) | ("bnode", label)
+Term = tuple[str, str]
+Triple = tuple[Term, Term, Term]
+
+
+def _iri(x: str) -> Term:
+    return ("iri", x)
+
+
+def _lit(x: str) -> Term:
+    return ("lit", x)
+
+
+def record_triples(
+    concepts: Iterable[Concept], relations: Iterable[Relation], *, with_keys: bool = False
+) -> Iterator[Triple]:
+    """RDF triples (generic terms) of records; ``with_keys`` adds store-only look-up keys."""
+    stys: dict[str, SemanticType] = {}
+    for c in concepts:
+        s = _iri(concept_iri(c.id))
+        yield s, _iri(RDF_TYPE), _iri(VOCAB_NS + "Concept")
+        yield s, _iri(VOCAB_NS + "id"), _lit(c.id)
+        yield s, _iri(SKOS_NS + "prefLabel"), _lit(c.name)
+        for syn in c.synonyms:
+            yield s, _iri(SKOS_NS + "altLabel"), _lit(syn)
+        for x in c.xrefs:
+            yield s, _iri(VOCAB_NS + "xref"), _lit(x)
+        if c.definition:
+            yield s, _iri(SKOS_NS + "definition"), _lit(c.definition)
+        for t in c.semantic_types:
+            stys[t.tui] = t
+            yield s, _iri(VOCAB_NS + "semanticType"), _iri(semtype_iri(t.tui))
+        if with_keys:
+            yield s, _iri(VOCAB_NS + "nameKey"), _lit(normalise_text(c.name))
+            for syn in c.synonyms:
+                yield s, _iri(VOCAB_NS + "synonymKey"), _lit(normalise_text(syn))
+            for x in c.xrefs:
+                yield s, _iri(VOCAB_NS + "xrefKey"), _lit(x.casefold())
+                yield s, _iri(VOCAB_NS + "codeKey"), _lit(x.partition(":")[2].casefold())
+    for t in stys.values():
+        st = _iri(semtype_iri(t.tui))
+        yield st, _iri(VOCAB_NS + "tui"), _lit(t.tui)
+        yield st, _iri(RDFS_NS + "label"), _lit(t.name)
+        yield st, _iri(VOCAB_NS + "treeNumber"), _lit(t.tree_number)
+    for i, r in enumerate(relations):
+        h, p, o = _iri(concept_iri(r.head)), _iri(relation_iri(r.relation)), _iri(concept_iri(r.tail))
+        yield h, p, o
+        if r.source or r.attributes:
+            b = ("bnode", f"st{i}")
+            yield b, _iri(RDF_TYPE), _iri(RDF_NS + "Statement")
+            yield b, _iri(RDF_NS + "subject"), h
+            yield b, _iri(RDF_NS + "predicate"), p
+            yield b, _iri(RDF_NS + "object"), o
+            if r.source:
+                yield b, _iri(VOCAB_NS + "source"), _lit(r.source)
+            if r.attributes:
+                yield b, _iri(VOCAB_NS + "attributes"), _lit(json.dumps(r.attributes, sort_keys=True))
+
+
+def records_from_triples(triples: Iterable[Triple]) -> tuple[list[Concept], list[Relation]]:
+    """Inverse of :func:`record_triples` (look-up keys and unknown triples are ignored)."""
+    fields: dict[str, dict[str, Any]] = {}
+    sty: dict[str, dict[str, str]] = {}
+    direct: list[tuple[str, str, str]] = []
+    stmts: dict[str, dict[str, str]] = {}
+
+    def cfield(iri: str) -> dict[str, Any]:
+        return fields.setdefault(iri, {"syn": [], "xref": [], "sty": [], "def": "", "name": None})
+
+    for s, p, o in triples:
+        pred = p[1]
+        if s[0] == "bnode":
+            if pred.startswith(RDF_NS) or pred.startswith(VOCAB_NS):
+                stmts.setdefault(s[1], {})[pred] = o[1]
+            continue
+        subj = s[1]
+        if subj.startswith(CONCEPT_NS):
+            if pred == SKOS_NS + "prefLabel":
+                cfield(subj)["name"] = o[1]
+            elif pred == SKOS_NS + "altLabel":
+                cfield(subj)["syn"].append(o[1])
+            elif pred == VOCAB_NS + "xref":
+                cfield(subj)["xref"].append(o[1])
+            elif pred == SKOS_NS + "definition":
+                cfield(subj)["def"] = o[1]
+            elif pred == VOCAB_NS + "semanticType":
+                cfield(subj)["sty"].append(o[1])
+            elif pred == RDF_TYPE or pred == VOCAB_NS + "id":
+                cfield(subj)
+            elif pred.startswith(RELATION_NS) and o[0] == "iri" and o[1].startswith(CONCEPT_NS):
+                direct.append((subj, pred, o[1]))
+        elif pred in (VOCAB_NS + "tui", RDFS_NS + "label", VOCAB_NS + "treeNumber"):
+            sty.setdefault(subj, {})[pred] = o[1]
+    types = {
+        iri: SemanticType(d.get(VOCAB_NS + "tui", ""), d.get(RDFS_NS + "label", ""), d.get(VOCAB_NS + "treeNumber", ""))
+        for iri, d in sty.items()
+    }
+    concepts = []
+    for iri, f in fields.items():
+        cid = concept_id_from_iri(iri)
+        concepts.append(
+            Concept(
+                id=cid,
+                name=f["name"] if f["name"] is not None else cid,
+                synonyms=tuple(f["syn"]),
+                semantic_types=tuple(types[t] for t in f["sty"] if t in types),
+                xrefs=tuple(f["xref"]),
+                definition=f["def"],
+            )
+        )
+    meta: dict[tuple[str, str, str], list[tuple[str, dict[str, str]]]] = {}
+    for d in stmts.values():
+        key = (d.get(RDF_NS + "subject", ""), d.get(RDF_NS + "predicate", ""), d.get(RDF_NS + "object", ""))
+        attrs = json.loads(d[VOCAB_NS + "attributes"]) if VOCAB_NS + "attributes" in d else {}
+        meta.setdefault(key, []).append((d.get(VOCAB_NS + "source", ""), attrs))
+    relations = []
+    for h, p, t in direct:
+        rel = relation_from_iri(p)
+        for src, attrs in meta.get((h, p, t), [("", {})]):
+            relations.append(Relation(concept_id_from_iri(h), rel, concept_id_from_iri(t), src, attrs))
+    return concepts, relations
+
+
+# ---------------------------------------------------------------------------------------
+class _SparqlBackend(Backend):
+    """Query logic shared by the Oxigraph and rdflib stores."""
+
+    def _select(self, query: str, bindings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _ask(self, query: str, bindings: dict[str, Any] | None = None) -> bool:
+        raise NotImplementedError
+
+    def sparql(self, query: str, bindings: dict[str, Any] | None = None) -> Any:
+        """Run a read-only SPARQL query; ``bindings`` maps variable names (no ``?``) to values
+        (``str`` -> literal, :class:`Iri` -> IRI, ``int``/``float``/``bool`` -> typed literal)."""
+        raise NotImplementedError
+
+    # -- records
+    def has_concept(self, concept_id: str) -> bool:
+        return self._ask(PREFIXES + "ASK { ?c a gb:Concept }", {"c": Iri(concept_iri(concept_id))})
+
+    def concept(self, concept_id: str) -> Concept:
+        if not self.has_concept(concept_id):
+            raise UnknownConceptError(concept_id)
+        c = Iri(concept_iri(concept_id))
+        rows = self._select(
+            PREFIXES + "SELECT ?c ?p ?o WHERE { ?c ?p ?o . FILTER(isLiteral(?o)) }", {"c": c}
+        )
+        stys = self._select(
+            PREFIXES
+            + "SELECT ?c ?tui ?label ?tree WHERE { ?c gb:semanticType ?t . ?t gb:tui ?tui ; "
+            "rdfs:label ?label ; gb:treeNumber ?tree }",
+            {"c": c},
+        )
+        name, syn, xref, definition = concept_id, [], [], ""
+        for r in rows:
+            p, o = r["p"], r["o"]
+            if p == SKOS_NS + "prefLabel":
+                name = o
+            elif p == SKOS_NS + "altLabel":
+                syn.append(o)
+            elif p == VOCAB_NS + "xref":
+                xref.append(o)
+            elif p == SKOS_NS + "definition":
+                definition = o
+        return Concept(
+            concept_id,
+            name,
+            tuple(syn),
+            tuple(SemanticType(s["tui"], s["label"], s["tree"]) for s in stys),
+            tuple(xref),
+            definition,
+        )
+
+    def iter_concepts(self) -> Iterator[Concept]:
+        rows = self._select(
+            PREFIXES
+            + "SELECT ?c ?p ?o WHERE { ?c a gb:Concept ; ?p ?o . "
+            "FILTER(?p IN (skos:prefLabel, skos:altLabel, gb:xref, skos:definition, gb:semanticType)) }"
+        )
+        srows = self._select(
+            PREFIXES + "SELECT ?t ?tui ?label ?tree WHERE { ?t gb:tui ?tui ; rdfs:label ?label ; "
+            "gb:treeNumber ?tree }"
+        )
+        triples: list[Triple] = []
+        for r in rows:
+            o = r["o"]
+            kind = "iri" if r["p"] == VOCAB_NS + "semanticType" else "lit"
+            triples.append((("iri", r["c"]), ("iri", r["p"]), (kind, o)))
+        for s in srows:
+            t = ("iri", s["t"])
+            triples += [
+                (t, ("iri", VOCAB_NS + "tui"), ("lit", s["tui"])),
+                (t, ("iri", RDFS_NS + "label"), ("lit", s["label"])),
+                (t, ("iri", VOCAB_NS + "treeNumber"), ("lit", s["tree"])),
+            ]
+        concepts, _ = records_from_triples(triples)
+        known = {c.id for c in concepts}
+        ids = self._select(PREFIXES + "SELECT ?c WHERE { ?c a gb:Concept }")
+        concepts += [Concept(i, i) for i in (concept_id_from_iri(r["c"]) for r in ids) if i not in known]
+        yield from sorted(concepts, key=lambda c: c.id)
+
+    _REL_QUERY = (
+        PREFIXES
+        + "SELECT ?h ?r ?t ?src ?attrs WHERE { ?h ?r ?t . ?h a gb:Concept . ?t a gb:Concept . "
+        + f'FILTER(STRSTARTS(STR(?r), "{RELATION_NS}")) '
+        + "OPTIONAL { ?st rdf:subject ?h ; rdf:predicate ?r ; rdf:object ?t . "
+        "OPTIONAL { ?st gb:source ?src } OPTIONAL { ?st gb:attributes ?attrs } } }"
+    )
+
+    def _rows_to_relations(self, rows: list[dict[str, Any]]) -> list[Relation]:
+        out = []
+        seen = set()
+        for r in rows:
+            rel = Relation(
+                concept_id_from_iri(r["h"]),
+                relation_from_iri(r["r"]),
+                concept_id_from_iri(r["t"]),
+                r.get("src") or "",
+                json.loads(r["attrs"]) if r.get("attrs") else {},
+            )
+            key = (*rel.key, rel.source, tuple(rel.attributes.items()))
+            if key not in seen:
+                seen.add(key)
+                out.append(rel)
+        return out
+
+    def iter_relations(self) -> Iterator[Relation]:
+        rels = self._rows_to_relations(self._select(self._REL_QUERY))
+        rels.sort(key=lambda r: (*r.key, r.source, tuple(r.attributes.items())))
+        yield from rels
+
+    def num_concepts(self) -> int:
+        rows = self._select(PREFIXES + "SELECT (COUNT(?c) AS ?n) WHERE { ?c a gb:Concept }")
+        return int(rows[0]["n"])
+
+    def num_relations(self) -> int:
+        return len(self._rows_to_relations(self._select(self._REL_QUERY)))
+
+    def relation_types(self) -> list[str]:
+        rows = self._select(
+            PREFIXES
+            + "SELECT DISTINCT ?r WHERE { ?h ?r ?t . ?h a gb:Concept . ?t a gb:Concept . "
+            + f'FILTER(STRSTARTS(STR(?r), "{RELATION_NS}")) }}'
+        )
+        return sorted(relation_from_iri(r["r"]) for r in rows)
+
+    # -- look-up
+    def _match_label(self, text: str, *, casefold: bool) -> list[tuple[str, str, str]]:
+        if not casefold:
+            rows = self._select(
+                PREFIXES
+                + "SELECT ?c ?q ?kind WHERE { { ?c skos:prefLabel ?q . BIND(\"name\" AS ?kind) } "
+                "UNION { ?c skos:altLabel ?q . BIND(\"synonym\" AS ?kind) } }",
+                {"q": text},
+            )
+            return [(concept_id_from_iri(r["c"]), text, r["kind"]) for r in rows]
+        rows = self._select(
+            PREFIXES
+            + "SELECT ?c ?q ?l ?kind WHERE { { ?c gb:nameKey ?q ; skos:prefLabel ?l . "
+            "BIND(\"name\" AS ?kind) } UNION { ?c gb:synonymKey ?q ; skos:altLabel ?l . "
+            "BIND(\"synonym\" AS ?kind) } }",
+            {"q": text},
+        )
+        return [
+            (concept_id_from_iri(r["c"]), r["l"], r["kind"]) for r in rows if normalise_text(r["l"]) == text
+        ]
+
+    def _match_code(self, xref: str | None, code: str) -> list[tuple[str, str]]:
+        if xref is not None:
+            key, pred, want = xref.casefold(), "gb:xrefKey", lambda x: x.casefold() == xref.casefold()
+        else:
+            key, pred = code.casefold(), "gb:codeKey"
+
+            def want(x: str) -> bool:
+                return x.partition(":")[2].casefold() == code.casefold()
+
+        rows = self._select(PREFIXES + f"SELECT ?c ?q ?x WHERE {{ ?c {pred} ?q ; gb:xref ?x }}", {"q": key})
+        return [(concept_id_from_iri(r["c"]), r["x"]) for r in rows if want(r["x"])]
+
+    def _all_labels(self) -> list[tuple[str, str, str]]:
+        rows = self._select(
+            PREFIXES
+            + "SELECT ?c ?l ?kind WHERE { { ?c skos:prefLabel ?l . BIND(\"name\" AS ?kind) } "
+            "UNION { ?c skos:altLabel ?l . BIND(\"synonym\" AS ?kind) } }"
+        )
+        return [(r["l"], concept_id_from_iri(r["c"]), r["kind"]) for r in rows]
+
+    # -- edges
+    _OUT = (
+        PREFIXES
+        + "SELECT ?h ?r ?t ?src ?attrs WHERE { ?h ?r ?t . ?t a gb:Concept . "
+        + f'FILTER(STRSTARTS(STR(?r), "{RELATION_NS}")) '
+        + "OPTIONAL { ?st rdf:subject ?h ; rdf:predicate ?r ; rdf:object ?t . "
+        "OPTIONAL { ?st gb:source ?src } OPTIONAL { ?st gb:attributes ?attrs } } }"
+    )
+    _IN = _OUT.replace("?t a gb:Concept", "?h a gb:Concept")
+
+    def _edges(self, concept_id: str, relations: frozenset[str] | None, direction: str) -> list[Relation]:
+        node = Iri(concept_iri(concept_id))
+        extra: dict[str, Any] = {}
+        if relations is not None and len(relations) == 1:
+            extra["r"] = Iri(relation_iri(next(iter(relations))))
+        rows: list[dict[str, Any]] = []
+        if direction in ("out", "both"):
+            rows += [dict(r, h=str(node)) for r in self._select(self._OUT, {"h": node, **extra})]
+        if direction in ("in", "both"):
+            rows += [dict(r, t=str(node)) for r in self._select(self._IN, {"t": node, **extra})]
+        for r in rows:
+            if r.get("r") is None:
+                r["r"] = str(extra["r"])
+        rels = self._rows_to_relations(rows)
+        if relations is not None:
+            rels = [r for r in rels if r.relation in relations]
+        return rels
+
+    def _closure(self, concept_id: str, relation: str, up: bool) -> set[str]:
+        pred = f"<{relation_iri(check_relation_name(relation))}>+"
+        q = (
+            PREFIXES
+            + (f"SELECT DISTINCT ?c ?x WHERE {{ ?c {pred} ?x . ?x a gb:Concept }}" if up
+               else f"SELECT DISTINCT ?c ?x WHERE {{ ?x {pred} ?c . ?x a gb:Concept }}")
+        )
+        rows = self._select(q, {"c": Iri(concept_iri(concept_id))})
+        out = {concept_id_from_iri(r["x"]) for r in rows}
+        out.discard(concept_id)
+        return out
+
+    def count_triples(self) -> int:
+        return int(self._select("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")[0]["n"])
+
+
+# ---- Oxigraph --------------------------------------------------------------------------
+def _ox_term(t: Term) -> Any:
+    import pyoxigraph as ox
+
+    kind, v = t
+    if kind == "iri":
+        return ox.NamedNode(v)
+    if kind == "lit":
+        return ox.Literal(v)
+    return ox.BlankNode(v)
+
+
+def _ox_value(x: Any, typed: bool = False) -> Any:
+    import pyoxigraph as ox
+
+    if x is None:
+        return None
+    if isinstance(x, ox.Literal):
+        if typed:
+            return _typed_value(x.value, x.datatype.value)
+        return x.value
+    return x.value
+
+
+_XSD = "http://www.w3.org/2001/XMLSchema#"
+_INT_TYPES = {_XSD + t for t in ("integer", "int", "long", "short", "nonNegativeInteger", "positiveInteger")}
+
+
+def _typed_value(value: str, datatype: str) -> Any:
+    if datatype in _INT_TYPES:
+        return int(value)
+    if datatype in (_XSD + "decimal", _XSD + "double", _XSD + "float"):
+        return float(value)
+    if datatype == _XSD + "boolean":
+        return value == "true"
+    return value
+
+
+def _ox_binding(v: Any) -> Any:
+    import pyoxigraph as ox
+
+    if isinstance(v, Iri):
+        return ox.NamedNode(str(v))
+    if isinstance(v, bool):
+        return ox.Literal("true" if v else "false", datatype=ox.NamedNode(_XSD + "boolean"))
+    if isinstance(v, int):
+        return ox.Literal(str(v), datatype=ox.NamedNode(_XSD + "integer"))
+    if isinstance(v, float):
+        return ox.Literal(repr(v), datatype=ox.NamedNode(_XSD + "double"))
+    if isinstance(v, str):
+        return ox.Literal(v)
+    raise TypeError(f"cannot bind a {type(v).__name__} in SPARQL; use str, Iri, int, float or bool")
+
+
+class OxigraphBackend(_SparqlBackend):
+    """pyoxigraph in-memory store."""
+
+    name = "oxigraph"
+
+    def __init__(self, concepts: Iterable[Concept], relations: Iterable[Relation]) -> None:
+        super().__init__()
+        import pyoxigraph as ox
+
+        self.store = ox.Store()
+        dg = ox.DefaultGraph()
+        self.store.bulk_extend(
+            ox.Quad(_ox_term(s), _ox_term(p), _ox_term(o), dg)
+            for s, p, o in record_triples(concepts, relations, with_keys=True)
+        )
+
+    def _subs(self, bindings: dict[str, Any] | None) -> dict[Any, Any] | None:
+        import pyoxigraph as ox
+
+        if not bindings:
+            return None
+        return {ox.Variable(k): _ox_binding(v) for k, v in bindings.items()}
+
+    def _select(self, query: str, bindings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        res = self.store.query(query, substitutions=self._subs(bindings))
+        names = [v.value for v in res.variables]
+        return [{n: _ox_value(sol[n]) for n in names} for sol in res]
+
+    def _ask(self, query: str, bindings: dict[str, Any] | None = None) -> bool:
+        return bool(self.store.query(query, substitutions=self._subs(bindings)))
+
+    def sparql(self, query: str, bindings: dict[str, Any] | None = None) -> Any:
+        import pyoxigraph as ox
+
+        res = self.store.query(query, substitutions=self._subs(bindings))
+        if isinstance(res, ox.QueryBoolean):
+            return bool(res)
+        if isinstance(res, ox.QuerySolutions):
+            names = [v.value for v in res.variables]
+            return [{n: _ox_value(sol[n], typed=True) for n in names} for sol in res]
+        return [(t.subject.value, t.predicate.value, _ox_value(t.object, typed=True)) for t in res]
+
+
+# ---- rdflib ----------------------------------------------------------------------------
+def _rl_term(t: Term) -> Any:
+    from rdflib import BNode, Literal, URIRef
+
+    kind, v = t
+    if kind == "iri":
+        return URIRef(v)
+    if kind == "lit":
+        return Literal(v)
+    return BNode(v)
+
+
+def _rl_binding(v: Any) -> Any:
+    from rdflib import Literal, URIRef
+
+    if isinstance(v, Iri):
+        return URIRef(str(v))
+    if isinstance(v, bool | int | float | str):
+        return Literal(v)
+    raise TypeError(f"cannot bind a {type(v).__name__} in SPARQL; use str, Iri, int, float or bool")
+
+
+def _rl_value(x: Any, typed: bool = False) -> Any:
+    from rdflib import Literal
+
+    if x is None:
+        return None
+    if isinstance(x, Literal):
+        if typed and x.datatype is not None:
+            return _typed_value(str(x), str(x.datatype))
+        return str(x)
+    return str(x)
+
+
+class RdflibBackend(_SparqlBackend):
+    """rdflib in-memory graph (slowest; the reference implementation of SPARQL)."""
+
+    name = "rdflib"
+
+    def __init__(self, concepts: Iterable[Concept], relations: Iterable[Relation]) -> None:
+        super().__init__()
+        from rdflib import Graph
+
+        self.graph = Graph()
+        g = self.graph
+        g.addN(
+            (_rl_term(s), _rl_term(p), _rl_term(o), g)
+            for s, p, o in record_triples(concepts, relations, with_keys=True)
+        )
+
+    def _bind(self, bindings: dict[str, Any] | None) -> dict[str, Any]:
+        return {k: _rl_binding(v) for k, v in (bindings or {}).items()}
+
+    def _select(self, query: str, bindings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        res = self.graph.query(query, initBindings=self._bind(bindings))
+        names = [str(v) for v in res.vars]
+        bound = bindings or {}
+        out = []
+        for row in res:
+            d = {}
+            for n in names:
+                val = row[n]
+                if val is None and n in bound:
+                    val = _rl_binding(bound[n])
+                d[n] = _rl_value(val)
+            out.append(d)
+        return out
+
+    def _ask(self, query: str, bindings: dict[str, Any] | None = None) -> bool:
+        return bool(self.graph.query(query, initBindings=self._bind(bindings)).askAnswer)
+
+    def sparql(self, query: str, bindings: dict[str, Any] | None = None) -> Any:
+        res = self.graph.query(query, initBindings=self._bind(bindings))
+        if res.type == "ASK":
+            return bool(res.askAnswer)
+        if res.type == "SELECT":
+            names = [str(v) for v in res.vars]
+            return [{n: _rl_value(row[n], typed=True) for n in names} for row in res]
+        return [(str(s), str(p), _rl_value(o, typed=True)) for s, p, o in res]
