@@ -107,8 +107,10 @@ class ConnectivityTransformer(TransformerMixin, BaseEstimator):
         return self
 
     def _per_subject(self, X: list[np.ndarray], kind: str) -> np.ndarray:
-        cache = ArrayCache(self.cache_dir)
         cm = self._measure(kind)
+        if self.cache_dir is None:
+            return np.asarray(cm.fit_transform(X))
+        cache = ArrayCache(self.cache_dir)
         params = {"kind": kind, "estimator": self.estimator, "what": "static_fc"}
         mats = [cache.get_or_compute([x], params, lambda x=x: cm.fit_transform([x])[0]) for x in X]
         return np.stack(mats)
