@@ -149,6 +149,11 @@ def run_pipeline(
     if len(cohort) == 0:
         raise ConfigError(f"no usable subjects in the cohort ({len(cohort.excluded)} excluded)")
     kwargs = _classifier_kwargs(cfg)
+    if get_model_spec(kwargs["model"]).input == "dynamic_fc" and not kwargs["connectome"].get("n_timepoints"):
+        # One crop length for every fold (the shortest scan), so each fold sees the same
+        # number of windows and attention maps line up. Scan length is acquisition
+        # metadata, not data values or labels: using it for all folds leaks nothing.
+        kwargs["connectome"]["n_timepoints"] = int(min(s.n_timepoints for s in cohort))
     cv_cfg = dict(cfg["cv"])
     _check_keys("cv", cv_cfg, CV_KEYS)
     labels = cohort.labels
