@@ -9,8 +9,8 @@ import torch
 
 from graphbrain.data import Cohort, make_synthetic_cohort
 
-# Two cores on CI: keep torch from oversubscribing them.
-torch.set_num_threads(2)
+# One torch thread: on a loaded 2-core CI machine, 2 threads spin-wait and run far slower.
+torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ABIDE_ROOT = SHARED_DATA / "abide_pcp"

@@ -32,22 +32,11 @@ from graphbrain.training import (
     make_folds,
     summarize,
 )
+from graphbrain.training.torch_estimator import CONNECTOME_DEFAULTS
 
 log = logging.getLogger(__name__)
 
-CONNECTOME_KEYS = {
-    "kind",
-    "estimator",
-    "fisher_z",
-    "window",
-    "window_seconds",
-    "stride",
-    "n_timepoints",
-    "top_percent",
-    "random_crop",
-    "backend",
-    "cache_dir",
-}
+CONNECTOME_KEYS = set(CONNECTOME_DEFAULTS)
 CV_KEYS = {"scheme", "n_splits", "repeats", "seed"}
 
 

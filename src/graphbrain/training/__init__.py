@@ -7,7 +7,13 @@ from graphbrain.training.estimator import (
     load_classifier,
 )
 from graphbrain.training.metrics import METRICS, binary_metrics, summarize
-from graphbrain.training.splits import Fold, inner_split, leave_site_out, make_folds, stratified_kfold
+from graphbrain.training.splits import (
+    Fold,
+    inner_split,
+    leave_site_out,
+    make_folds,
+    stratified_kfold,
+)
 
 __all__ = [
     "METRICS",

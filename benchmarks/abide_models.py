@@ -1,0 +1,129 @@
+"""ABIDE-PCP (323 subjects, 7 sites, HO atlas): deep models against the logreg baseline.
+
+Same folds for every model: leave-site-out (7 folds) and 5-fold stratified (seed 0).
+Each fold: ``build_classifier(name).fit(train)`` -- connectome estimators, scalers and
+early stopping (inner validation split carved from the training fold) see the training
+fold only -- then accuracy / AUROC on the held-out fold. Hyper-parameters are fixed a
+priori below (small models, CPU budget); nothing is tuned on test folds.
+
+    .venv/bin/python benchmarks/abide_models.py [--models stagin bnt] [--schemes loso kfold]
+        [--out results.json] [--threads 1]
+
+Prints a markdown table (mean +/- sd over folds) and writes per-fold JSON to ``--out``.
+Needs ``../shared/data/abide_pcp`` (or ``--root``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from graphbrain.data import read_abide_pcp
+from graphbrain.training import binary_metrics, build_classifier, leave_site_out, stratified_kfold
+
+ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "abide_pcp"
+
+TRAIN = {"epochs": 20, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-4, "warmup_epochs": 2, "patience": 6,
+         "val_fraction": 0.2, "progress": False, "num_threads": 1}
+STATIC = {"kind": "correlation", "estimator": "ledoit_wolf"}
+# 78 TRs = the shortest scan in the cohort (OHSU), fixed up front so every site's
+# subjects can be windowed the same way in every fold.
+DYNAMIC = {"window": 30, "stride": 4, "n_timepoints": 78, "random_crop": True}
+
+CONFIGS: dict[str, dict] = {
+    "logreg": {"model_params": {"C": 1.0}, "connectome": STATIC},
+    "stagin": {"model_params": {"hidden": 32, "n_layers": 2, "readout": "sero", "dropout": 0.5},
+               "connectome": DYNAMIC, "train": TRAIN},
+    "bnt": {"model_params": {"heads": 4, "n_layers": 2, "n_clusters": 10, "ff_dim": 256},
+            "connectome": STATIC, "train": TRAIN},
+    "brainnetcnn": {"model_params": {"e2e_channels": [16, 16], "e2n_channels": 32, "n2g_channels": 64,
+                                     "fc_hidden": [32, 16]},
+                    "connectome": STATIC, "train": TRAIN},
+    "gin": {"model_params": {"hidden": 64, "n_layers": 2, "top_percent": 20.0},
+            "connectome": STATIC, "train": TRAIN},
+}
+
+
+def folds_for(cohort, scheme: str):
+    y, sites = cohort.labels, cohort.sites
+    if scheme == "loso":
+        return list(leave_site_out(sites, y))
+    return list(stratified_kfold(y, 5, seed=0))
+
+
+def run(models: list[str], schemes: list[str], root: Path, out: Path | None) -> dict:
+    cohort = read_abide_pcp(root, drop_rois=["3455"])
+    print(f"{len(cohort)} subjects, {cohort.n_rois} ROIs, {len(cohort.excluded)} excluded", flush=True)
+    results: dict = json.loads(out.read_text()) if out and out.exists() else {}
+    y = cohort.labels
+    for scheme in schemes:
+        folds = folds_for(cohort, scheme)
+        for name in models:
+            key = f"{name}/{scheme}"
+            if key in results and len(results[key]) == len(folds):
+                continue
+            rows = []
+            for fold in folds:
+                t0 = time.perf_counter()
+                cfg = CONFIGS[name]
+                clf = build_classifier(name, seed=0, **{k: v for k, v in cfg.items()})
+                clf.fit(cohort.subset(fold.train))
+                p = clf.predict_proba(cohort.subset(fold.test))[:, 1]
+                m = binary_metrics(y[fold.test], p)
+                hist = clf.history()
+                rows.append({"fold": fold.name, "accuracy": m["accuracy"], "auroc": m["auroc"], "n_test": m["n"],
+                             "epochs": len(hist), "best_epoch": getattr(clf, "best_epoch_", None),
+                             "seconds": time.perf_counter() - t0})
+                print(key, rows[-1], flush=True)
+            results[key] = rows
+            if out:
+                out.write_text(json.dumps(results, indent=1))
+    return results
+
+
+def table(results: dict) -> str:
+    lines = ["| model | LOSO accuracy | LOSO AUROC | 5-fold accuracy | 5-fold AUROC | s/fold |", "|---|---|---|---|---|---|"]
+    names = list(dict.fromkeys(k.split("/")[0] for k in results))
+    for name in names:
+        cells = []
+        secs = []
+        for scheme in ("loso", "kfold"):
+            rows = results.get(f"{name}/{scheme}", [])
+            for metric in ("accuracy", "auroc"):
+                v = np.array([r[metric] for r in rows], dtype=float)
+                v = v[~np.isnan(v)]
+                cells.append(f"{v.mean():.3f} +/- {v.std(ddof=1):.3f}" if v.size > 1 else "n/a")
+            secs += [r["seconds"] for r in rows]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {np.mean(secs):.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--schemes", nargs="+", default=["loso", "kfold"], choices=["loso", "kfold"])
+    ap.add_argument("--root", type=Path, default=ROOT)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--table-only", action="store_true", help="only print the table of --out")
+    args = ap.parse_args(argv)
+    if args.table_only:
+        print(table(json.loads(args.out.read_text())))
+        return 0
+    if not (args.root / "ABIDE_pcp").is_dir():
+        print(f"ABIDE-PCP not found under {args.root}", file=sys.stderr)
+        return 1
+    torch.set_num_threads(args.threads)
+    results = run(args.models, args.schemes, args.root, args.out)
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""Building blocks shared by the torch models.
+
+* :class:`DenseGIN`  (Xu et al. 2019) on a dense batch of graphs::
+
+      H' = MLP((1 + eps) H + A H)         A: (G, R, R),  H: (G, R, C_in) -> (G, R, C_out)
+
+  with ``MLP = Linear -> BatchNorm -> ReLU -> Linear -> BatchNorm -> ReLU`` (STAGIN's
+  ``LayerGIN``). ``A H`` is one batched matmul over all ``G`` graphs; this is the same
+  function as torch_geometric's ``GINConv(mlp, train_eps=True)`` on the same graphs.
+* :class:`AttentionEncoderLayer`  a post-norm Transformer encoder layer that also
+  returns its head-averaged attention weights ``(B, L, L)``::
+
+      Z = LayerNorm(X + MHSA(X)),   Y = LayerNorm(Z + FFN(Z))
+
+* :func:`orthogonality_penalty`  STAGIN's readout regulariser, for node embeddings
+  ``H`` ``(G, R, C)``: ``mean_g || triu(H H^T / rowmax(H H^T) - I) ||_F``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MLP2(nn.Sequential):
+    """Linear -> BatchNorm1d -> ReLU -> Linear -> BatchNorm1d -> ReLU on ``(N, C)`` rows."""
+
+    def __init__(self, c_in: int, c_out: int, c_hidden: int | None = None) -> None:
+        c_hidden = c_hidden or c_out
+        super().__init__(
+            nn.Linear(c_in, c_hidden),
+            nn.BatchNorm1d(c_hidden),
+            nn.ReLU(),
+            nn.Linear(c_hidden, c_out),
+            nn.BatchNorm1d(c_out),
+            nn.ReLU(),
+        )
+
+    def reset_parameters(self) -> None:
+        for m in self:
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+
+
+class DenseGIN(nn.Module):
+    """GIN on dense batched graphs: ``H' = MLP((1 + eps) H + A H)``.
+
+    Shapes: ``h`` ``(G, R, C_in)``, ``adj`` ``(G, R, R)`` (row ``i`` aggregates the
+    neighbours ``j`` with ``A_ij``) -> ``(G, R, C_out)``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, *, train_eps: bool = True) -> None:
+        super().__init__()
+        self.mlp = MLP2(c_in, c_out)
+        self.initial_eps = 0.0
+        if train_eps:
+            self.eps = nn.Parameter(torch.zeros(1))
+        else:
+            self.register_buffer("eps", torch.zeros(1))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.mlp.reset_parameters()
+        self.eps.data.fill_(self.initial_eps)
+
+    def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        agg = torch.matmul(adj, h) + (1.0 + self.eps) * h
+        g, r, c = agg.shape
+        return self.mlp(agg.reshape(g * r, c)).reshape(g, r, -1)
+
+    def as_pyg(self) -> nn.Module:
+        """A torch_geometric ``GINConv`` sharing this layer's MLP and ``eps`` (same function,
+        sparse message passing on ``(x (G*R, C), edge_index)``)."""
+        from torch_geometric.nn import GINConv
+
+        conv = GINConv(nn.Identity(), train_eps=True)  # GINConv would re-initialise a given MLP
+        conv.nn = self.mlp
+        del conv.eps
+        conv.eps = self.eps  # shared parameter object, not a copy
+        return conv
+
+
+class AttentionEncoderLayer(nn.Module):
+    """Post-norm Transformer encoder layer returning head-averaged attention.
+
+    ``x`` ``(B, L, C)`` -> (``(B, L, C)``, attention ``(B, L, L)``, rows sum to 1).
+    """
+
+    def __init__(self, dim: int, heads: int = 1, ff_dim: int | None = None, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.ff = nn.Sequential(
+            nn.Linear(dim, ff_dim or 2 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_dim or 2 * dim, dim)
+        )
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.drop = nn.Dropout(dropout)
+
+    def reset_parameters(self) -> None:
+        self.attn._reset_parameters()
+        self.attn.out_proj.reset_parameters()
+        for m in (self.ff[0], self.ff[3], self.norm1, self.norm2):
+            m.reset_parameters()
+
+    def forward(self, x: torch.Tensor, *, per_head: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        z, w = self.attn(x, x, x, need_weights=True, average_attn_weights=not per_head)
+        x = self.norm1(x + self.drop(z))
+        x = self.norm2(x + self.drop(self.ff(x)))
+        return x, w
+
+
+def orthogonality_penalty(h: torch.Tensor) -> torch.Tensor:
+    """STAGIN's orthogonal regulariser on node embeddings ``h`` ``(G, R, C)`` -> scalar."""
+    inner = torch.bmm(h, h.transpose(1, 2))  # (G, R, R)
+    scale = inner.amax(dim=-1, keepdim=True).clamp_min(1e-8)
+    eye = torch.eye(h.shape[1], dtype=h.dtype, device=h.device)
+    return torch.triu(inner / scale - eye).norm(dim=(1, 2)).mean()
+
+
+def reset_all(module: nn.Module) -> None:
+    """Call ``reset_parameters`` on every direct and nested sub-module that has one."""
+    for m in module.modules():
+        if m is not module and hasattr(m, "reset_parameters"):
+            m.reset_parameters()

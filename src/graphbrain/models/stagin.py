@@ -1,0 +1,207 @@
+"""STAGIN: spatio-temporal attention graph isomorphism network (Kim et al., NeurIPS 2021).
+
+Input ``batch["dfc"]`` ``(B, W, R, R)``: sliding-window FC of ``B`` subjects, ``W``
+windows, ``R`` ROIs. Every window is a graph; all ``G = B*W`` graphs of a batch go
+through each step at once (dense batched tensors, no Python loop over graphs):
+
+    A_g      = topk(FC_g, p %)  binary, symmetric, zero diagonal         (G, R, R)
+    H^0_g    = [onehot(ROI) , e(w_g)] Theta_0                            (G, R, C)
+               e(w) a learned embedding of window index w (STAGIN used a GRU over
+               the time series up to each window end; the embedding is cheaper)
+    H^l      = MLP_l((1 + eps_l) H^{l-1} + A H^{l-1})        (GIN, dense bmm)
+    readout  SERO: s = sigmoid(W_2 GELU(BN(W_1 mean_i H^l_i)))           (G, R)
+             GARO: s = sigmoid(K(H^l) q(mean_i H^l_i) / sqrt(D))          (G, R)
+             h_g = mean_i s_i H^l_i                                       (G, C)
+    temporal Z^l, T^l = TransformerEncoder([h_(b,1) ... h_(b,W)])         (B, W, C), (B, W, W)
+    logits   = sum_l Linear_l(dropout(mean_w Z^l_w))                      (B, n_classes)
+    aux      = lambda * sum_l mean_g || triu(H H^T / rowmax - I) ||_F   (orthogonal readout reg.)
+
+Output :class:`~graphbrain.models.base.ModelOutput` with ``logits`` ``(B, n_classes)``,
+``aux_loss`` (scalar) and attention ``"spatial"`` ``(B, W, R)`` (readout attention s,
+mean over layers, in [0, 1]), ``"temporal"`` ``(B, W)`` (attention each window
+receives, mean over queries and layers; sums to 1) and ``"temporal_matrix"``
+``(B, W, W)`` (row-stochastic, mean over layers and heads).
+
+``gnn="sparse"`` runs the same GIN layers (same parameters) through torch_geometric's
+``GINConv`` message passing instead of dense matmuls -- for benchmarks and checks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from graphbrain.connectome.graphs import dense_to_pyg, topk_sparsify
+from graphbrain.errors import ConfigError
+from graphbrain.models.base import ModelOutput
+from graphbrain.models.layers import AttentionEncoderLayer, DenseGIN, orthogonality_penalty
+from graphbrain.models.registry import register_model
+
+
+class SERO(nn.Module):
+    """Squeeze-excitation readout: ``(G, R, C)`` -> (``(G, C)``, attention ``(G, R)``)."""
+
+    def __init__(self, dim: int, n_rois: int, upscale: float = 1.0, dropout: float = 0.1) -> None:
+        super().__init__()
+        hid = round(upscale * dim)
+        self.embed = nn.Sequential(nn.Linear(dim, hid), nn.BatchNorm1d(hid), nn.GELU())
+        self.attend = nn.Linear(hid, n_rois)
+        self.dropout = nn.Dropout(dropout)
+
+    def reset_parameters(self) -> None:
+        self.embed[0].reset_parameters()
+        self.embed[1].reset_parameters()
+        self.attend.reset_parameters()
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = torch.sigmoid(self.attend(self.embed(h.mean(1))))
+        return (h * self.dropout(s).unsqueeze(-1)).mean(1), s
+
+
+class GARO(nn.Module):
+    """Graph-attention readout: ``(G, R, C)`` -> (``(G, C)``, attention ``(G, R)``)."""
+
+    def __init__(self, dim: int, n_rois: int, upscale: float = 1.0, dropout: float = 0.1) -> None:
+        super().__init__()
+        hid = round(upscale * dim)
+        self.query = nn.Linear(dim, hid)
+        self.key = nn.Linear(dim, hid)
+        self.dropout = nn.Dropout(dropout)
+
+    def reset_parameters(self) -> None:
+        self.query.reset_parameters()
+        self.key.reset_parameters()
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q = self.query(h.mean(1))  # (G, D)
+        k = self.key(h)  # (G, R, D)
+        s = torch.sigmoid(torch.einsum("grd,gd->gr", k, q) / math.sqrt(q.shape[-1]))
+        return (h * self.dropout(s).unsqueeze(-1)).mean(1), s
+
+
+class STAGIN(nn.Module):
+    """STAGIN, dense and batched. See the module docstring for the equations."""
+
+    def __init__(
+        self,
+        n_rois: int,
+        n_windows: int,
+        n_classes: int = 2,
+        *,
+        hidden: int = 128,
+        n_layers: int = 4,
+        heads: int = 1,
+        readout: Literal["sero", "garo"] = "sero",
+        top_percent: float = 30.0,
+        dropout: float = 0.5,
+        attn_dropout: float = 0.1,
+        reg_lambda: float = 1e-5,
+        gnn: Literal["dense", "sparse"] = "dense",
+    ) -> None:
+        super().__init__()
+        if readout not in ("sero", "garo"):
+            raise ConfigError(f"STAGIN readout must be 'sero' or 'garo', got {readout!r}")
+        if gnn not in ("dense", "sparse"):
+            raise ConfigError(f"STAGIN gnn must be 'dense' or 'sparse', got {gnn!r}")
+        self.n_rois, self.n_windows, self.hidden = n_rois, n_windows, hidden
+        self.top_percent, self.reg_lambda, self.gnn = top_percent, reg_lambda, gnn
+        self.time_embed = nn.Embedding(n_windows, hidden)
+        # Theta_0 acting on [onehot(ROI), e(w)]; the one-hot product is a row lookup.
+        self.initial = nn.Linear(n_rois + hidden, hidden)
+        self.gin = nn.ModuleList(DenseGIN(hidden, hidden) for _ in range(n_layers))
+        ro = SERO if readout == "sero" else GARO
+        self.readouts = nn.ModuleList(ro(hidden, n_rois, dropout=attn_dropout) for _ in range(n_layers))
+        self.temporal = nn.ModuleList(
+            AttentionEncoderLayer(hidden, heads, 2 * hidden, dropout=attn_dropout) for _ in range(n_layers)
+        )
+        self.heads_out = nn.ModuleList(nn.Linear(hidden, n_classes) for _ in range(n_layers))
+        self.dropout = nn.Dropout(dropout)
+        # Sparse twins share the dense layers' parameters (plain list: not registered twice).
+        self._pyg = [layer.as_pyg() for layer in self.gin] if gnn == "sparse" else []
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.time_embed.reset_parameters()
+        self.initial.reset_parameters()
+        for group in (self.gin, self.readouts, self.temporal, self.heads_out):
+            for m in group:
+                m.reset_parameters()
+
+    def adjacency(self, dfc: torch.Tensor) -> torch.Tensor:
+        """Binary top-``p`` % graphs ``(B, W, R, R)`` from window FC ``(B, W, R, R)``."""
+        return topk_sparsify(dfc, self.top_percent)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        dfc = batch["dfc"]
+        b, w, r, _ = dfc.shape
+        if r != self.n_rois or w > self.n_windows:
+            raise ConfigError(
+                f"STAGIN was built for {self.n_rois} ROIs and at most {self.n_windows} windows, "
+                f"got dfc of shape {tuple(dfc.shape)}"
+            )
+        g = b * w
+        adj = self.adjacency(dfc).reshape(g, r, r)
+        wt = self.initial.weight  # (C, R + C)
+        t = self.time_embed(torch.arange(w, device=dfc.device)) @ wt[:, r:].T + self.initial.bias  # (W, C)
+        h = wt[:, :r].T.unsqueeze(0) + t.unsqueeze(1)  # (W, R, C)
+        h = h.unsqueeze(0).expand(b, w, r, self.hidden).reshape(g, r, self.hidden)
+        edge_index = None
+        if self.gnn == "sparse":
+            edge_index = dense_to_pyg(adj, h.detach(), edge_weight=False).edge_index
+
+        logits = 0.0
+        reg = dfc.new_zeros(())
+        spatial, temporal = [], []
+        for layer, (gin, ro, tf, lin) in enumerate(zip(self.gin, self.readouts, self.temporal, self.heads_out)):
+            if edge_index is None:
+                h = gin(h, adj)
+            else:
+                h = self._pyg[layer](h.reshape(g * r, -1), edge_index).reshape(g, r, -1)
+            pooled, s = ro(h)  # (G, C), (G, R)
+            if self.reg_lambda > 0 and self.training:
+                reg = reg + orthogonality_penalty(h)
+            z, att = tf(pooled.reshape(b, w, -1))  # (B, W, C), (B, W, W)
+            logits = logits + lin(self.dropout(z.mean(1)))
+            spatial.append(s.reshape(b, w, r))
+            temporal.append(att)
+        tmat = torch.stack(temporal).mean(0)
+        attention = {
+            "spatial": torch.stack(spatial).mean(0),
+            "temporal": tmat.mean(1),
+            "temporal_matrix": tmat,
+        }
+        return ModelOutput(logits=logits, attention=attention, aux_loss=self.reg_lambda * reg)
+
+
+@register_model("stagin", kind="torch", input="dynamic_fc", description="STAGIN spatio-temporal attention GIN (dense, batched)")
+def build_stagin(
+    n_rois: int,
+    n_windows: int,
+    n_classes: int = 2,
+    hidden: int = 128,
+    n_layers: int = 4,
+    heads: int = 1,
+    readout: str = "sero",
+    top_percent: float = 30.0,
+    dropout: float = 0.5,
+    attn_dropout: float = 0.1,
+    reg_lambda: float = 1e-5,
+    gnn: str = "dense",
+) -> STAGIN:
+    return STAGIN(
+        n_rois,
+        n_windows,
+        n_classes,
+        hidden=hidden,
+        n_layers=n_layers,
+        heads=heads,
+        readout=readout,  # type: ignore[arg-type]
+        top_percent=top_percent,
+        dropout=dropout,
+        attn_dropout=attn_dropout,
+        reg_lambda=reg_lambda,
+        gnn=gnn,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,314 @@
+"""TorchClassifier: a registered torch model as a :class:`CohortClassifier`.
+
+``fit(cohort)`` (the cohort is a training fold):
+
+1. inputs: ``input="dynamic_fc"`` models get sliding-window FC ``(N, W, R, R)`` of every
+   subject cropped to ``n_timepoints`` (config ``connectome.n_timepoints``, default the
+   shortest training scan), window ``connectome.window`` TRs (default 50, or
+   ``window_seconds`` / TR) and stride ``connectome.stride`` (default 3); while
+   training, crops start at random (``connectome.random_crop``, default on).
+   ``input="static_fc"`` models get ``(N, R, R)`` connectomes from a
+   :class:`~graphbrain.connectome.static.ConnectivityTransformer` fitted on this
+   training cohort only (or the subjects' precomputed FC);
+2. an inner validation split is carved from the training cohort only
+   (:func:`graphbrain.training.splits.inner_split`) for early stopping;
+3. the :class:`~graphbrain.training.trainer.Trainer` trains and keeps the
+   best-validation weights.
+
+``save(dir)`` writes ``classifier.json`` (model name and parameters, connectome and
+train config, ``n_rois``, ``n_windows``, ``n_timepoints``, classes, transformer
+parameters), ``weights.safetensors`` (model state) and, when a fitted connectome
+transformer has state, ``transformer.safetensors``. :meth:`TorchClassifier.load`
+rebuilds the model from the JSON and loads the tensors; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
+from safetensors.torch import load_file as load_torch
+from safetensors.torch import save_file as save_torch
+
+from graphbrain.connectome.dynamic import n_windows as count_windows
+from graphbrain.connectome.dynamic import seconds_to_timepoints
+from graphbrain.connectome.static import ConnectivityTransformer
+from graphbrain.data import Cohort
+from graphbrain.errors import ConfigError, DataError
+from graphbrain.models import get_model_spec
+from graphbrain.training.estimator import CLASSIFIER_FILE, CohortClassifier, _write_json
+from graphbrain.training.splits import inner_split
+from graphbrain.training.trainer import DynamicFCSet, TensorSet, Trainer, train_config
+
+WEIGHTS_FILE = "weights.safetensors"
+TRANSFORMER_FILE = "transformer.safetensors"
+CONNECTOME_DEFAULTS: dict[str, Any] = {
+    "kind": "correlation",
+    "estimator": "ledoit_wolf",
+    "fisher_z": False,
+    "window": 50,
+    "window_seconds": None,
+    "stride": 3,
+    "n_timepoints": None,
+    "top_percent": None,
+    "random_crop": True,
+    "backend": "torch",
+    "cache_dir": None,
+}
+
+
+class TorchClassifier(CohortClassifier):
+    """Fit / predict / explain / save a registered torch model on cohorts.
+
+    Args:
+        model_name: a registered model with ``kind="torch"`` (``stagin``, ``bnt`` ...).
+        model_params: keyword arguments of the model builder (``hidden=64`` ...).
+        connectome: connectome settings (see :data:`CONNECTOME_DEFAULTS`).
+        train: trainer settings (see :data:`graphbrain.training.trainer.TRAIN_DEFAULTS`).
+        seed: seeds the inner split, initialisation and batch order.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        model_params: dict[str, Any] | None = None,
+        connectome: dict[str, Any] | None = None,
+        train: dict[str, Any] | None = None,
+        seed: int = 0,
+    ) -> None:
+        spec = get_model_spec(model_name)
+        if spec.kind != "torch":
+            raise ConfigError(f"model {model_name!r} is not a torch model (kind={spec.kind!r})")
+        self.model_name = model_name
+        self._spec = spec
+        self.model_params = dict(model_params or {})
+        conn = dict(connectome or {})
+        unknown = sorted(set(conn) - set(CONNECTOME_DEFAULTS))
+        if unknown:
+            raise ConfigError(f"unknown connectome key(s) {unknown}; valid keys: {sorted(CONNECTOME_DEFAULTS)}")
+        self.connectome = conn
+        self.train = dict(train or {})
+        self.train_cfg = train_config(self.train)  # validates keys now, not after loading data
+        self.seed = int(seed)
+        self.model: torch.nn.Module | None = None
+        self.transformer: ConnectivityTransformer | None = None
+        self.classes_: np.ndarray | None = None
+        self.n_rois_: int | None = None
+        self.n_windows_: int | None = None
+        self.n_timepoints_: int | None = None
+        self.window_: int | None = None
+        self.stride_: int | None = None
+        self._history: list[dict[str, Any]] = []
+        self.val_ids_: list[str] = []
+
+    # -- configuration -------------------------------------------------------------------
+    def _conn(self, key: str) -> Any:
+        v = self.connectome.get(key)
+        return CONNECTOME_DEFAULTS[key] if v is None else v
+
+    def _build_model(self) -> torch.nn.Module:
+        params = dict(self.model_params)
+        sig = inspect.signature(self._spec.builder).parameters
+        if "top_percent" in sig and "top_percent" not in params and self.connectome.get("top_percent") is not None:
+            params["top_percent"] = float(self.connectome["top_percent"])
+        has_var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.values())
+        unknown = sorted(set(params) - set(sig)) if not has_var_kw else []
+        if unknown:
+            raise ConfigError(
+                f"unknown parameter(s) {unknown} for model {self.model_name!r}; "
+                f"valid: {sorted(set(sig) - {'n_rois', 'n_windows', 'n_classes'})}"
+            )
+        return self._spec.builder(
+            n_rois=self.n_rois_, n_windows=self.n_windows_, n_classes=len(self.classes_), **params
+        )
+
+    def _new_transformer(self) -> ConnectivityTransformer:
+        return ConnectivityTransformer(
+            kind=self._conn("kind"),
+            estimator=self._conn("estimator"),
+            fisher_z=bool(self._conn("fisher_z")),
+            vectorize=False,
+            cache_dir=self.connectome.get("cache_dir"),
+        )
+
+    def _trainer(self, *, inference: bool = False) -> Trainer:
+        cfg = dict(self.train)
+        if inference:
+            cfg["progress"] = False
+            cfg["log_dir"] = None
+            if str(cfg.get("device", "auto")).startswith("cuda") and not torch.cuda.is_available():
+                cfg["device"] = "auto"  # a model trained on a GPU predicts on a CPU-only machine
+        return Trainer(cfg, seed=self.seed)
+
+    # -- inputs --------------------------------------------------------------------------
+    def _dataset(self, cohort: Cohort, labels: np.ndarray, *, fit: bool) -> TensorSet | DynamicFCSet:
+        ids = np.asarray(cohort.ids)
+        if self._spec.input == "dynamic_fc":
+            ts = cohort.timeseries()
+            if fit:
+                self._fit_dynamic(cohort, ts)
+            t = int(self.n_timepoints_)  # type: ignore[arg-type]
+            for s in cohort:
+                if s.n_timepoints < t:
+                    raise DataError(
+                        f"scan has {s.n_timepoints} time points, fewer than the {t} the model "
+                        f"uses (connectome.n_timepoints); it cannot be windowed the same way",
+                        source=s.id,
+                        reason="too_short",
+                    )
+            return DynamicFCSet(
+                ts, labels, ids, n_timepoints=t, window=int(self.window_), stride=int(self.stride_),  # type: ignore[arg-type]
+                random_crop=bool(self._conn("random_crop")),
+            )
+        has_ts = [s.timeseries is not None for s in cohort]
+        if all(has_ts):
+            if fit:
+                self.transformer = self._new_transformer().fit(cohort.timeseries())
+                self.n_rois_ = cohort.n_rois
+            if self.transformer is None:
+                raise ConfigError("this classifier was trained on precomputed FC; it cannot take time series")
+            fc = self.transformer.transform(cohort.timeseries())
+        elif not any(has_ts):
+            fc = np.stack([s.fc for s in cohort]).astype(np.float32)
+            if fit:
+                self.n_rois_ = fc.shape[-1]
+        else:
+            raise DataError(
+                "the cohort mixes subjects with time series and subjects with precomputed FC matrices",
+                source=cohort.name,
+                reason="mixed_inputs",
+            )
+        if fc.shape[-1] != self.n_rois_:
+            raise DataError(f"connectomes have {fc.shape[-1]} ROIs, the model was trained on {self.n_rois_}", reason="roi_mismatch")
+        return TensorSet({"fc": np.nan_to_num(fc).astype(np.float32)}, labels, ids)
+
+    def _fit_dynamic(self, cohort: Cohort, ts: list[np.ndarray]) -> None:
+        if self.connectome.get("window_seconds") is not None:
+            trs = [s.tr for s in cohort if s.tr]
+            if not trs:
+                raise ConfigError("connectome.window_seconds needs the subjects' repetition time (tr)")
+            window = seconds_to_timepoints(float(self.connectome["window_seconds"]), float(np.median(trs)))
+        else:
+            window = int(self._conn("window"))
+        stride = int(self._conn("stride"))
+        t = int(self.connectome.get("n_timepoints") or min(x.shape[0] for x in ts))
+        w = count_windows(t, window, stride)
+        if w == 0:
+            raise DataError(
+                f"{t} time points are fewer than the window length {window}; lower connectome.window",
+                source=cohort.name,
+                reason="too_short",
+            )
+        self.n_timepoints_, self.window_, self.stride_, self.n_windows_ = t, window, stride, w
+        self.n_rois_ = cohort.n_rois
+
+    def _labels_for(self, cohort: Cohort) -> np.ndarray:
+        return np.zeros(len(cohort), dtype=np.int64)
+
+    # -- CohortClassifier API --------------------------------------------------------------
+    def fit(self, cohort: Cohort) -> TorchClassifier:
+        y_raw = cohort.labels
+        self.classes_ = np.unique(y_raw)
+        if len(self.classes_) < 2:
+            raise DataError("the training cohort has a single class", source=cohort.name, reason="one_class")
+        y = np.searchsorted(self.classes_, y_raw).astype(np.int64)
+        data = self._dataset(cohort, y, fit=True)
+        fit_idx, val_idx = inner_split(
+            np.arange(len(cohort)), y, val_fraction=float(self.train_cfg["val_fraction"]), seed=self.seed
+        )
+        train_set, val_set = data.subset(fit_idx), data.subset(val_idx)
+        self.val_ids_ = [cohort.ids[i] for i in val_idx]
+        torch.manual_seed(self.seed)
+        self.model = self._build_model()
+        result = self._trainer().fit(self.model, train_set, val_set, n_classes=len(self.classes_))
+        self._history = result.history
+        self.best_epoch_ = result.best_epoch
+        return self
+
+    def _check_fitted(self) -> torch.nn.Module:
+        if self.model is None:
+            raise ConfigError("classifier is not fitted; call fit() (or load a saved one) first")
+        return self.model
+
+    def predict_proba(self, cohort: Cohort) -> np.ndarray:
+        model = self._check_fitted()
+        data = self._dataset(cohort, self._labels_for(cohort), fit=False)
+        proba, _ = self._trainer(inference=True).predict(model, data)
+        return proba
+
+    def explain(self, cohort: Cohort) -> dict[str, np.ndarray]:
+        """The model's attention record per subject (e.g. ``"spatial"`` ``(N, W, R)``)."""
+        model = self._check_fitted()
+        data = self._dataset(cohort, self._labels_for(cohort), fit=False)
+        _, att = self._trainer(inference=True).predict(model, data, attention=True)
+        return att
+
+    def history(self) -> list[dict[str, Any]]:
+        return list(self._history)
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        model = self._check_fitted()
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+        save_torch(state, str(d / WEIGHTS_FILE))
+        tparams = None
+        if self.transformer is not None:
+            tparams, tarrays = self.transformer.get_state()
+            save_numpy({k: np.ascontiguousarray(v) for k, v in tarrays.items()}, str(d / TRANSFORMER_FILE))
+        _write_json(
+            d / CLASSIFIER_FILE,
+            {
+                "type": "torch",
+                "model": self.model_name,
+                "input": self._spec.input,
+                "model_params": self.model_params,
+                "connectome": self.connectome,
+                "train": self.train,
+                "seed": self.seed,
+                "n_rois": self.n_rois_,
+                "n_windows": self.n_windows_,
+                "n_timepoints": self.n_timepoints_,
+                "window": self.window_,
+                "stride": self.stride_,
+                "classes": np.asarray(self.classes_).tolist(),
+                "transformer": tparams,
+                "history": self._history,
+            },
+        )
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TorchClassifier:
+        d = Path(directory)
+        meta = json.loads((d / CLASSIFIER_FILE).read_text())
+        if meta.get("type") != "torch":
+            raise ConfigError(f"{d / CLASSIFIER_FILE}: not a torch classifier (type={meta.get('type')!r})")
+        clf = cls(
+            meta["model"],
+            model_params=meta["model_params"],
+            connectome=meta["connectome"],
+            train=meta["train"],
+            seed=meta["seed"],
+        )
+        clf.n_rois_ = meta["n_rois"]
+        clf.n_windows_ = meta["n_windows"]
+        clf.n_timepoints_ = meta["n_timepoints"]
+        clf.window_ = meta["window"]
+        clf.stride_ = meta["stride"]
+        clf.classes_ = np.asarray(meta["classes"])
+        clf._history = meta.get("history", [])
+        if meta.get("transformer") is not None:
+            clf.transformer = ConnectivityTransformer.from_state(meta["transformer"], load_numpy(str(d / TRANSFORMER_FILE)))
+        model = clf._build_model()
+        model.load_state_dict(load_torch(str(d / WEIGHTS_FILE)), strict=True)
+        model.eval()
+        clf.model = model
+        return clf

@@ -1,0 +1,439 @@
+"""Trainer for the torch models: AdamW, warm-up + cosine schedule, early stopping.
+
+One :class:`Trainer` fits one model on a training set and (optionally) an inner
+validation set that the caller carved from the *training fold only*
+(:func:`graphbrain.training.splits.inner_split`). Per epoch it logs the training loss
+and the validation loss / accuracy / AUROC; it keeps the weights of the best
+validation epoch (``monitor``) and stops after ``patience`` epochs without improvement.
+
+    loss      = CE(logits, y; class weights w_c = N / (C N_c) when "balanced") + aux_loss
+    lr(step)  = lr * (step + 1) / S_w                         during the warm-up steps S_w
+              = lr * (1 + cos(pi (step - S_w) / (S - S_w))) / 2   afterwards (cosine to 0)
+
+Devices: ``device="auto"`` takes CUDA when present, else CPU. Mixed precision
+(``amp="bf16"`` or ``"fp16"``, the latter with a GradScaler) runs on CUDA only; on CPU
+it falls back to float32 with a warning. Seeds (torch, numpy, random) are set from
+``seed`` and deterministic algorithms are switched on for the duration of ``fit`` (and
+restored afterwards), so two CPU runs with the same seed give the same weights.
+
+Datasets are small objects with ``__len__``, ``labels``, ``ids`` and
+``batch(index, *, train, rng, device) -> dict[str, Tensor]`` (:class:`TensorSet` for
+precomputed inputs, :class:`DynamicFCSet` for sliding-window FC computed per batch on
+the device, with STAGIN-style random crops while training).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from graphbrain.connectome.dynamic import sliding_window_fc
+from graphbrain.errors import ConfigError
+from graphbrain.models.base import ModelOutput
+
+log = logging.getLogger(__name__)
+
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 30,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "warmup_epochs": 2,
+    "patience": 8,
+    "grad_clip": 1.0,
+    "val_fraction": 0.2,
+    "class_weight": "balanced",
+    "device": "auto",
+    "amp": "none",
+    "num_threads": None,
+    "progress": True,
+    "log_dir": None,
+    "monitor": "val_loss",
+}
+MONITORS = ("val_loss", "val_auroc", "val_accuracy")
+
+
+def train_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults merged with ``config``; unknown keys and bad values raise :class:`ConfigError`."""
+    cfg = dict(config or {})
+    unknown = sorted(set(cfg) - set(TRAIN_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown train key(s) {unknown}; valid keys: {sorted(TRAIN_DEFAULTS)}")
+    out = {**TRAIN_DEFAULTS, **cfg}
+    for key in ("epochs", "batch_size"):
+        if int(out[key]) < 1:
+            raise ConfigError(f"train.{key} must be >= 1, got {out[key]}")
+        out[key] = int(out[key])
+    for key in ("warmup_epochs", "patience"):
+        if int(out[key]) < 0:
+            raise ConfigError(f"train.{key} must be >= 0, got {out[key]}")
+        out[key] = int(out[key])
+    for key in ("lr", "weight_decay"):
+        out[key] = float(out[key])
+    if out["lr"] <= 0:
+        raise ConfigError(f"train.lr must be > 0, got {out['lr']}")
+    if not 0.0 < float(out["val_fraction"]) < 1.0:
+        raise ConfigError(f"train.val_fraction must be in (0, 1), got {out['val_fraction']}")
+    if out["amp"] not in ("none", "bf16", "fp16", None):
+        raise ConfigError(f"train.amp must be 'none', 'bf16' or 'fp16', got {out['amp']!r}")
+    if str(out["device"]).split(":")[0] not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"train.device must be 'auto', 'cpu' or 'cuda[:N]', got {out['device']!r}")
+    if out["monitor"] not in MONITORS:
+        raise ConfigError(f"train.monitor must be one of {MONITORS}, got {out['monitor']!r}")
+    cw = out["class_weight"]
+    if not (cw in (None, "none", "balanced") or isinstance(cw, list | tuple)):
+        raise ConfigError(f"train.class_weight must be 'balanced', 'none' or a list, got {cw!r}")
+    return out
+
+
+def resolve_device(name: str | None = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; asking for CUDA without one is an error."""
+    name = name or "auto"
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("train.device='cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python ``random``, numpy's global generator and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def deterministic(enabled: bool = True, num_threads: int | None = None) -> Iterator[None]:
+    """Deterministic algorithms (warn-only) and a thread count for a block; restored after."""
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    prev_threads = torch.get_num_threads()
+    try:
+        if enabled:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        if num_threads:
+            torch.set_num_threads(int(num_threads))
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+        torch.set_num_threads(prev_threads)
+
+
+def class_weights(labels: np.ndarray, n_classes: int, spec: Any = "balanced") -> torch.Tensor | None:
+    """``balanced``: ``N / (C N_c)`` from the training labels; a list is used as is."""
+    if spec in (None, "none"):
+        return None
+    if spec == "balanced":
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
+        w = len(labels) / (n_classes * np.maximum(counts, 1.0))
+        return torch.as_tensor(w, dtype=torch.float32)
+    w = np.asarray(spec, dtype=np.float32)
+    if w.shape != (n_classes,):
+        raise ConfigError(f"train.class_weight needs {n_classes} values, got {w.tolist()}")
+    return torch.as_tensor(w)
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine to 0 at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / span)))
+
+
+class Dataset(Protocol):
+    ids: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int: ...
+
+    def subset(self, index: np.ndarray) -> Dataset: ...
+
+    def batch(
+        self, index: np.ndarray, *, train: bool, rng: np.random.Generator, device: torch.device
+    ) -> dict[str, torch.Tensor]: ...
+
+
+class TensorSet:
+    """Precomputed inputs: ``tensors[name]`` has one row per subject (e.g. ``"fc"`` ``(N, R, R)``)."""
+
+    def __init__(self, tensors: dict[str, np.ndarray], labels: np.ndarray, ids: np.ndarray | None = None) -> None:
+        self.tensors = {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in tensors.items()}
+        self.labels = np.asarray(labels, dtype=np.int64)
+        n = len(self.labels)
+        self.ids = np.asarray(ids) if ids is not None else np.arange(n).astype(str)
+        for k, v in self.tensors.items():
+            if v.shape[0] != n:
+                raise ConfigError(f"input {k!r} has {v.shape[0]} rows for {n} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> TensorSet:
+        idx = torch.as_tensor(np.asarray(index, dtype=np.int64))
+        out = TensorSet.__new__(TensorSet)
+        out.tensors = {k: v.index_select(0, idx) for k, v in self.tensors.items()}
+        out.labels, out.ids = self.labels[np.asarray(index)], self.ids[np.asarray(index)]
+        return out
+
+    def batch(self, index: np.ndarray, *, train: bool, rng: np.random.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(np.asarray(index, dtype=np.int64))
+        return {k: v.index_select(0, idx).to(device, non_blocking=True) for k, v in self.tensors.items()}
+
+
+class DynamicFCSet:
+    """Time series -> sliding-window FC ``"dfc"`` ``(B, W, R, R)`` per batch, on the device.
+
+    Every subject is cropped to ``n_timepoints``: from the start for evaluation, from a
+    random start (``random_crop``) while training, as STAGIN does.
+    """
+
+    def __init__(
+        self,
+        timeseries: list[np.ndarray],
+        labels: np.ndarray,
+        ids: np.ndarray | None,
+        *,
+        n_timepoints: int,
+        window: int,
+        stride: int,
+        random_crop: bool = True,
+    ) -> None:
+        self.timeseries = [np.ascontiguousarray(t, dtype=np.float32) for t in timeseries]
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.ids = np.asarray(ids) if ids is not None else np.arange(len(self.labels)).astype(str)
+        self.n_timepoints, self.window, self.stride, self.random_crop = n_timepoints, window, stride, random_crop
+
+    def __len__(self) -> int:
+        return len(self.timeseries)
+
+    def subset(self, index: np.ndarray) -> DynamicFCSet:
+        idx = np.asarray(index, dtype=np.int64)
+        return DynamicFCSet(
+            [self.timeseries[i] for i in idx], self.labels[idx], self.ids[idx],
+            n_timepoints=self.n_timepoints, window=self.window, stride=self.stride, random_crop=self.random_crop,
+        )
+
+    def batch(self, index: np.ndarray, *, train: bool, rng: np.random.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+        t = self.n_timepoints
+        crops = []
+        for i in np.asarray(index):
+            ts = self.timeseries[int(i)]
+            start = int(rng.integers(0, ts.shape[0] - t + 1)) if (train and self.random_crop) else 0
+            crops.append(ts[start : start + t])
+        x = torch.as_tensor(np.stack(crops)).to(device, non_blocking=True)
+        return {"dfc": sliding_window_fc(x, self.window, self.stride, backend="torch"), "timeseries": x}
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_score: float = float("nan")
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+
+def _auroc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    if p.shape[1] == 2:
+        return float(roc_auc_score(y, p[:, 1]))
+    return float(roc_auc_score(y, p, multi_class="ovr", labels=np.arange(p.shape[1])))
+
+
+class Trainer:
+    """Fit a model returning :class:`~graphbrain.models.base.ModelOutput` with early stopping.
+
+    Args:
+        config: train settings (see :data:`TRAIN_DEFAULTS`); unknown keys raise.
+        seed: seeds torch / numpy / random and the batch order.
+    """
+
+    def __init__(self, config: dict[str, Any] | None = None, *, seed: int = 0) -> None:
+        self.config = train_config(config)
+        self.seed = int(seed)
+        self.device = resolve_device(self.config["device"])
+        amp = self.config["amp"] or "none"
+        if amp != "none" and self.device.type != "cuda":
+            log.warning("mixed precision (%s) needs CUDA; training in float32 on %s", amp, self.device)
+            amp = "none"
+        self.amp = amp
+
+    # -- helpers -----------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp == "none":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _batches(self, n: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+        bs = self.config["batch_size"]
+        order = rng.permutation(n) if rng is not None else np.arange(n)
+        parts = [order[i : i + bs] for i in range(0, n, bs)]
+        if rng is not None and len(parts) > 1 and len(parts[-1]) == 1:
+            parts = parts[:-1]  # a 1-sample batch breaks BatchNorm in training mode
+        return parts
+
+    def _forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        with self._autocast():
+            return model(batch)
+
+    # -- public API --------------------------------------------------------------------
+    def fit(
+        self, model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *, n_classes: int | None = None
+    ) -> TrainResult:
+        """Train ``model`` in place; with ``val_set`` keep the best-validation weights.
+
+        ``n_classes`` (default: max training label + 1, at least 2) sizes the class weights.
+        """
+        cfg = self.config
+        with deterministic(self.device.type == "cpu", cfg["num_threads"]):
+            return self._fit(model, train_set, val_set, cfg, n_classes)
+
+    def _fit(
+        self, model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: dict[str, Any], n_classes: int | None
+    ) -> TrainResult:
+        seed_everything(self.seed)
+        rng = np.random.default_rng(self.seed)
+        model.to(self.device)
+        y_train = np.asarray(train_set.labels)
+        n_classes = int(n_classes or max(int(y_train.max()) + 1, 2))
+        weight = class_weights(y_train, n_classes, cfg["class_weight"])
+        weight = weight.to(self.device) if weight is not None else None
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        steps = len(self._batches(len(train_set), np.random.default_rng(0)))
+        total, warm = cfg["epochs"] * steps, cfg["warmup_epochs"] * steps
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warm))
+        scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
+        monitor = cfg["monitor"]
+        sign = 1.0 if monitor == "val_loss" else -1.0  # minimise sign * score
+        best = math.inf
+        result = TrainResult()
+        best_state: dict[str, torch.Tensor] | None = None
+        bad = 0
+        t_start = time.perf_counter()
+        bar = tqdm(range(cfg["epochs"]), desc=type(model).__name__, disable=not cfg["progress"], leave=False)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            model.train()
+            tot, count = 0.0, 0
+            for idx in self._batches(len(train_set), rng):
+                batch = train_set.batch(idx, train=True, rng=rng, device=self.device)
+                y = torch.as_tensor(y_train[idx], device=self.device)
+                out = self._forward(model, batch)
+                loss = F.cross_entropy(out.logits.float(), y, weight=weight)
+                if out.aux_loss is not None:
+                    loss = loss + out.aux_loss.float()
+                opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(opt)
+                else:
+                    loss.backward()
+                if cfg["grad_clip"]:
+                    nn.utils.clip_grad_norm_(model.parameters(), float(cfg["grad_clip"]))
+                if scaler is not None:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
+                sched.step()
+                tot += float(loss.detach()) * len(idx)
+                count += len(idx)
+            row: dict[str, Any] = {"epoch": epoch, "train_loss": tot / max(count, 1), "lr": opt.param_groups[0]["lr"]}
+            if val_set is not None and len(val_set) > 0:
+                row.update(self.evaluate(model, val_set, weight=weight))
+                score = sign * float(row[monitor])
+                if math.isnan(score):
+                    score = math.inf
+                if score < best - 1e-6:
+                    best, bad = score, 0
+                    result.best_epoch = epoch
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                else:
+                    bad += 1
+            row["seconds"] = time.perf_counter() - t0
+            result.history.append(row)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("train_loss", "val_loss", "val_auroc")})
+            if cfg["log_dir"]:
+                self.write_log(result.history, cfg["log_dir"])
+            if val_set is not None and cfg["patience"] and bad >= cfg["patience"]:
+                result.stopped_early = True
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+            result.best_score = sign * best
+        result.seconds = time.perf_counter() - t_start
+        model.eval()
+        return result
+
+    @torch.inference_mode()
+    def evaluate(self, model: nn.Module, dataset: Dataset, *, weight: torch.Tensor | None = None) -> dict[str, float]:
+        """Validation loss (class-weighted CE, no aux term), accuracy and AUROC."""
+        proba, logits = self._predict(model, dataset, attention=False)[0:2]
+        y = torch.as_tensor(np.asarray(dataset.labels))
+        loss = F.cross_entropy(logits, y, weight=None if weight is None else weight.cpu())
+        yn = y.numpy()
+        return {
+            "val_loss": float(loss),
+            "val_accuracy": float((proba.argmax(1) == yn).mean()),
+            "val_auroc": _auroc(yn, proba),
+        }
+
+    def predict(self, model: nn.Module, dataset: Dataset, *, attention: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Class probabilities ``(N, C)`` and (optionally) the attention record per subject."""
+        with deterministic(False, self.config["num_threads"]):
+            proba, _, att = self._predict(model, dataset, attention=attention)
+        return proba, att
+
+    @torch.inference_mode()
+    def _predict(self, model: nn.Module, dataset: Dataset, *, attention: bool) -> tuple[np.ndarray, torch.Tensor, dict[str, np.ndarray]]:
+        was_training = model.training
+        model.eval()
+        model.to(self.device)
+        rng = np.random.default_rng(0)
+        logits, att_parts = [], {}
+        for idx in self._batches(len(dataset), None):
+            out = self._forward(model, dataset.batch(idx, train=False, rng=rng, device=self.device))
+            logits.append(out.logits.float().cpu())
+            if attention:
+                for k, v in out.attention.items():
+                    att_parts.setdefault(k, []).append(v.float().cpu().numpy())
+        model.train(was_training)
+        lg = torch.cat(logits)
+        proba = torch.softmax(lg, dim=1).numpy()
+        return proba, lg, {k: np.concatenate(v) for k, v in att_parts.items()}
+
+    @staticmethod
+    def write_log(history: list[dict[str, Any]], log_dir: str | Path) -> None:
+        """Write the per-epoch log as ``history.csv`` and ``history.json`` in ``log_dir``."""
+        d = Path(log_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        keys = list(dict.fromkeys(k for row in history for k in row))
+        with (d / "history.csv").open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(history)
+        (d / "history.json").write_text(json.dumps(history, indent=1, default=float))
+
