@@ -10,19 +10,28 @@ shape otherwise. Results are checked equal before any ratio is printed.
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
-import time
-from pathlib import Path
+import os
+import sys
 
-import numpy as np
-import torch
-from nilearn.connectome import ConnectivityMeasure
-from sklearn.covariance import EmpiricalCovariance
+# Same thread count for every library, set before numpy/torch load their BLAS: on a shared
+# 2-core machine, multi-threaded BLAS spin-waits and distorts the comparison.
+_threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, _threads)
 
-from graphbrain.connectome.dynamic import sliding_window_fc
-from graphbrain.connectome.static import ConnectivityTransformer
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from nilearn.connectome import ConnectivityMeasure  # noqa: E402
+from sklearn.covariance import EmpiricalCovariance  # noqa: E402
+
+from graphbrain.connectome.dynamic import sliding_window_fc  # noqa: E402
+from graphbrain.connectome.static import ConnectivityTransformer  # noqa: E402
 
 ABIDE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "abide_pcp"
 
@@ -59,7 +68,7 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="threads for every library (BLAS and torch)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

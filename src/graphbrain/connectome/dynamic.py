@@ -7,7 +7,7 @@ covers time points ``[w*s, w*s + L)`` and
 
 with ``W = (T - L) // s + 1`` windows. Many subjects ``(B, T, R)`` are done in one
 batched kernel: ``unfold`` the time axis into windows ``(B, W, R, L)``, centre and
-scale each window row, then one ``einsum`` gives ``(B, W, R, R)``. Correlations with a
+scale each window row in place, then one batched ``matmul`` gives ``(B, W, R, R)``. Correlations with a
 zero-variance window signal are undefined; they are returned as 0 (and the diagonal
 entry of such an ROI is 0 too), so no NaN ever leaves this function.
 
@@ -53,14 +53,21 @@ def _corr_from_windows_numpy(win: np.ndarray) -> np.ndarray:
     return np.einsum("...il,...jl->...ij", win, win)
 
 
-def _corr_from_windows_torch(win: Any) -> Any:
+def _sliding_corr_torch(x: Any, window: int, stride: int) -> Any:
+    """(..., T, R) tensor -> (..., W, R, R) window correlations, with few memory passes.
+
+    A window signal counts as constant when its centred norm is below 1e-6 times the
+    ROI's largest absolute value over the scan (computed once per scan, not per window).
+    """
     import torch
 
-    win = win - win.mean(dim=-1, keepdim=True)
-    norm = torch.linalg.vector_norm(win, dim=-1, keepdim=True)
-    scale = 1e-6 * (1.0 + win.abs().amax(dim=-1, keepdim=True))
-    win = torch.where(norm > scale, win / norm.clamp_min(1e-30), torch.zeros_like(win))
-    return torch.einsum("...il,...jl->...ij", win, win)
+    tol = 1e-6 * (1.0 + x.abs().amax(dim=-2))  # (..., R)
+    win = x.unfold(-2, window, stride)  # (..., W, R, L), a view
+    win = win - win.mean(dim=-1, keepdim=True)  # the one materialising pass
+    norm = torch.linalg.vector_norm(win, dim=-1)  # (..., W, R)
+    inv = torch.where(norm > tol.unsqueeze(-2), norm.reciprocal(), torch.zeros_like(norm))
+    win.mul_(inv.unsqueeze(-1))
+    return torch.matmul(win, win.transpose(-1, -2))
 
 
 def sliding_window_fc(
@@ -133,9 +140,7 @@ def sliding_window_fc(
     if device is not None:
         tx = tx.to(device)
     tx = tx.to(dtype or torch.float32)
-    # (..., T, R) -> (..., W, R, L)
-    win = tx.unfold(-2, window, stride)
-    fc = _corr_from_windows_torch(win)
+    fc = _sliding_corr_torch(tx, window, stride)
     if fisher_z:
         fc = _fisher_z_xp(torch, fc)
     return fc
