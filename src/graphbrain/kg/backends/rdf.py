@@ -48,6 +48,10 @@ PREFIXES = (
     f"PREFIX gb: <{VOCAB_NS}>\nPREFIX skos: <{SKOS_NS}>\n"
     f"PREFIX rdf: <{RDF_NS}>\nPREFIX rdfs: <{RDFS_NS}>\n"
 )
+_XREF_QUERY = PREFIXES + "SELECT ?c ?q ?x WHERE { ?c gb:xrefKey ?q ; gb:xref ?x }"
+_CODE_QUERY = PREFIXES + "SELECT ?c ?q ?x WHERE { ?c gb:codeKey ?q ; gb:xref ?x }"
+_CLOSURE_UP = "SELECT DISTINCT ?c ?x WHERE { ?c $PATH ?x . ?x a gb:Concept }"
+_CLOSURE_DOWN = "SELECT DISTINCT ?c ?x WHERE { ?x $PATH ?c . ?x a gb:Concept }"
 
 
 class Iri(str):
@@ -325,14 +329,14 @@ class _SparqlBackend(Backend):
 
     def _match_code(self, xref: str | None, code: str) -> list[tuple[str, str]]:
         if xref is not None:
-            key, pred, want = xref.casefold(), "gb:xrefKey", lambda x: x.casefold() == xref.casefold()
+            key, query, want = xref.casefold(), _XREF_QUERY, lambda x: x.casefold() == xref.casefold()
         else:
-            key, pred = code.casefold(), "gb:codeKey"
+            key, query = code.casefold(), _CODE_QUERY
 
             def want(x: str) -> bool:
                 return x.partition(":")[2].casefold() == code.casefold()
 
-        rows = self._select(PREFIXES + f"SELECT ?c ?q ?x WHERE {{ ?c {pred} ?q ; gb:xref ?x }}", {"q": key})
+        rows = self._select(query, {"q": key})
         return [(concept_id_from_iri(r["c"]), r["x"]) for r in rows if want(r["x"])]
 
     def _all_labels(self) -> list[tuple[str, str, str]]:
@@ -372,12 +376,10 @@ class _SparqlBackend(Backend):
         return rels
 
     def _closure(self, concept_id: str, relation: str, up: bool) -> set[str]:
-        pred = f"<{relation_iri(check_relation_name(relation))}>+"
-        q = (
-            PREFIXES
-            + (f"SELECT DISTINCT ?c ?x WHERE {{ ?c {pred} ?x . ?x a gb:Concept }}" if up
-               else f"SELECT DISTINCT ?c ?x WHERE {{ ?x {pred} ?c . ?x a gb:Concept }}")
-        )
+        # Property paths cannot take bound parameters: the relation IRI is built from a
+        # name validated against [A-Za-z][A-Za-z0-9_]*, then put into a fixed template.
+        pred = "<" + relation_iri(check_relation_name(relation)) + ">+"
+        q = PREFIXES + (_CLOSURE_UP if up else _CLOSURE_DOWN).replace("$PATH", pred)
         rows = self._select(q, {"c": Iri(concept_iri(concept_id))})
         out = {concept_id_from_iri(r["x"]) for r in rows}
         out.discard(concept_id)
