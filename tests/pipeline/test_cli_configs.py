@@ -71,3 +71,14 @@ def test_abide_train_on_some_sites_predict_others(abide_root, tmp_path):
     train_ids = set(pd.read_parquet(tmp_path / "m" / "training_subjects.parquet")["subject_id"])
     pred_ids = set(pd.read_parquet(tmp_path / "p" / "predictions.parquet")["subject_id"])
     assert train_ids.isdisjoint(pred_ids) and len(train_ids) == 323 - 86
+
+
+def test_connectome_and_train_presets_use_known_keys():
+    from graphbrain.training.torch_estimator import CONNECTOME_DEFAULTS
+    from graphbrain.training.trainer import TRAIN_DEFAULTS
+
+    for p in CONFIGS.joinpath("connectome").iterdir():
+        if p.name.endswith(".yaml"):
+            assert set(yaml.safe_load(p.read_text())) <= set(CONNECTOME_DEFAULTS), p.name
+    train = yaml.safe_load(CONFIGS.joinpath("train", "default.yaml").read_text())
+    assert set(train) <= set(TRAIN_DEFAULTS)

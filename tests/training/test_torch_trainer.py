@@ -94,7 +94,8 @@ def test_same_seed_same_weights_and_training_learns():
 
 def test_early_stopping_restores_best_validation_weights(tmp_path):
     tr, va = _sets(noise=3.0)
-    cfg = {"epochs": 60, "batch_size": 8, "lr": 0.05, "patience": 3, "progress": False, "log_dir": str(tmp_path)}
+    cfg = {"epochs": 60, "batch_size": 8, "lr": 0.05, "patience": 3, "progress": False, "log_dir": str(tmp_path),
+           "monitor": "val_loss", "warmup_epochs": 0}
     model = Tiny()
     trainer = Trainer(cfg, seed=0)
     res = trainer.fit(model, tr, va)
@@ -129,3 +130,48 @@ def test_mixed_precision_on_cuda(amp):
     t = Trainer({"epochs": 5, "amp": amp, "device": "cuda", "progress": False})
     res = t.fit(Tiny(), tr, va)
     assert np.isfinite(res.history[-1]["train_loss"]) and res.history[-1]["val_auroc"] > 0.8
+
+
+def _scripted_evaluate(monkeypatch, rows):
+    """Replace Trainer.evaluate by a script of per-epoch validation metrics."""
+    it = iter(rows)
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, model, dataset, weight=None: dict(next(it)))
+
+
+def test_default_monitor_is_val_auroc_not_the_overconfidence_prone_val_loss(monkeypatch):
+    # Regression (ABIDE): the validation loss of an over-confident model rises from epoch 0
+    # while its validation AUROC keeps improving; monitoring val_loss restored the barely
+    # trained weights (best epoch 0-8, chance AUROC on the test folds).
+    assert TRAIN_DEFAULTS["monitor"] == "val_auroc"
+    tr, va = _sets()
+    rows = [{"val_loss": 0.6 + 0.2 * e, "val_accuracy": 0.5, "val_auroc": 0.5 + 0.03 * min(e, 6)} for e in range(12)]
+    _scripted_evaluate(monkeypatch, rows)
+    res = Trainer({"epochs": 12, "batch_size": 16, "patience": 0, "warmup_epochs": 0, "progress": False}).fit(Tiny(), tr, va)
+    assert res.best_epoch == 6
+    assert res.best_score == pytest.approx(0.68)
+
+
+def test_warmup_epochs_are_not_candidates_for_the_best_weights(monkeypatch):
+    # Regression: a noisy validation metric made the epoch-0 weights (lr still ramping up,
+    # weights near init) the "best" ones; they are now only taken after the warm-up.
+    tr, va = _sets()
+    rows = [{"val_loss": 0.7, "val_accuracy": 0.5, "val_auroc": a} for a in (0.9, 0.8, 0.6, 0.7, 0.65, 0.6)]
+    _scripted_evaluate(monkeypatch, rows)
+    cfg = {"epochs": 6, "batch_size": 16, "patience": 2, "warmup_epochs": 2, "progress": False, "monitor": "val_auroc"}
+    res = Trainer(cfg).fit(Tiny(), tr, va)
+    assert res.best_epoch == 3
+    assert res.stopped_early and len(res.history) == 6
+    # fewer epochs than warm-up: the last epoch is still a candidate
+    _scripted_evaluate(monkeypatch, rows)
+    res = Trainer(dict(cfg, epochs=2, warmup_epochs=4)).fit(Tiny(), tr, va)
+    assert res.best_epoch == 1
+
+
+def test_ties_of_the_monitored_auroc_go_to_the_lower_validation_loss(monkeypatch):
+    # a saturated AUROC (1.0 on a small validation split) must not freeze the first epoch that reached it
+    tr, va = _sets()
+    rows = [{"val_loss": v, "val_accuracy": 1.0, "val_auroc": a}
+            for v, a in ((0.7, 0.9), (0.5, 1.0), (0.3, 1.0), (0.2, 1.0), (0.4, 1.0), (0.1, 0.95))]
+    _scripted_evaluate(monkeypatch, rows)
+    res = Trainer({"epochs": 6, "batch_size": 16, "patience": 0, "warmup_epochs": 0, "progress": False}).fit(Tiny(), tr, va)
+    assert res.best_epoch == 3

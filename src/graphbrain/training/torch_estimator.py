@@ -9,7 +9,10 @@
    training, crops start at random (``connectome.random_crop``, default on).
    ``input="static_fc"`` models get ``(N, R, R)`` connectomes from a
    :class:`~graphbrain.connectome.static.ConnectivityTransformer` fitted on this
-   training cohort only (or the subjects' precomputed FC);
+   training cohort only (or the subjects' precomputed FC), then z-scored per edge with
+   the mean / sd of that training cohort (``connectome.standardize``, default on;
+   diagonal set to 0; saved as ``scaler.safetensors``). Raw correlations (mean ~0.3,
+   diagonal 1) made the static models' inputs badly scaled;
 2. an inner validation split is carved from the training cohort only
    (:func:`graphbrain.training.splits.inner_split`) for early stopping;
 3. the :class:`~graphbrain.training.trainer.Trainer` trains and keeps the
@@ -48,6 +51,7 @@ from graphbrain.training.trainer import DynamicFCSet, TensorSet, Trainer, train_
 
 WEIGHTS_FILE = "weights.safetensors"
 TRANSFORMER_FILE = "transformer.safetensors"
+SCALER_FILE = "scaler.safetensors"
 CONNECTOME_DEFAULTS: dict[str, Any] = {
     "kind": "correlation",
     "estimator": "ledoit_wolf",
@@ -60,6 +64,7 @@ CONNECTOME_DEFAULTS: dict[str, Any] = {
     "random_crop": True,
     "backend": "torch",
     "cache_dir": None,
+    "standardize": True,
 }
 
 
@@ -99,6 +104,8 @@ class TorchClassifier(CohortClassifier):
         self.seed = int(seed)
         self.model: torch.nn.Module | None = None
         self.transformer: ConnectivityTransformer | None = None
+        self.fc_mean_: np.ndarray | None = None
+        self.fc_scale_: np.ndarray | None = None
         self.classes_: np.ndarray | None = None
         self.n_rois_: int | None = None
         self.n_windows_: int | None = None
@@ -187,7 +194,28 @@ class TorchClassifier(CohortClassifier):
             )
         if fc.shape[-1] != self.n_rois_:
             raise DataError(f"connectomes have {fc.shape[-1]} ROIs, the model was trained on {self.n_rois_}", reason="roi_mismatch")
-        return TensorSet({"fc": np.nan_to_num(fc).astype(np.float32)}, labels, ids)
+        fc = np.nan_to_num(np.asarray(fc, dtype=np.float64))
+        if fit:
+            self._fit_scaler(fc)
+        return TensorSet({"fc": self._scale(fc).astype(np.float32)}, labels, ids)
+
+    def _fit_scaler(self, fc: np.ndarray) -> None:
+        """Per-edge mean / sd over the training cohort passed to ``fit`` (never test data)."""
+        if not bool(self._conn("standardize")):
+            self.fc_mean_ = self.fc_scale_ = None
+            return
+        sd = fc.std(axis=0)
+        self.fc_mean_ = fc.mean(axis=0).astype(np.float32)
+        self.fc_scale_ = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
+
+    def _scale(self, fc: np.ndarray) -> np.ndarray:
+        """``(FC - mean) / sd`` per edge with the training statistics; diagonal set to 0."""
+        if self.fc_mean_ is None or self.fc_scale_ is None:
+            return fc
+        z = (fc - self.fc_mean_) / self.fc_scale_
+        r = z.shape[-1]
+        z[..., np.arange(r), np.arange(r)] = 0.0
+        return z
 
     def _fit_dynamic(self, cohort: Cohort, ts: list[np.ndarray]) -> None:
         if self.connectome.get("window_seconds") is not None:
@@ -264,6 +292,9 @@ class TorchClassifier(CohortClassifier):
         if self.transformer is not None:
             tparams, tarrays = self.transformer.get_state()
             save_numpy({k: np.ascontiguousarray(v) for k, v in tarrays.items()}, str(d / TRANSFORMER_FILE))
+        if self.fc_mean_ is not None and self.fc_scale_ is not None:
+            save_numpy({"mean": np.ascontiguousarray(self.fc_mean_), "scale": np.ascontiguousarray(self.fc_scale_)},
+                       str(d / SCALER_FILE))
         _write_json(
             d / CLASSIFIER_FILE,
             {
@@ -305,6 +336,9 @@ class TorchClassifier(CohortClassifier):
         clf.stride_ = meta["stride"]
         clf.classes_ = np.asarray(meta["classes"])
         clf._history = meta.get("history", [])
+        if (d / SCALER_FILE).exists():
+            sc = load_numpy(str(d / SCALER_FILE))
+            clf.fc_mean_, clf.fc_scale_ = sc["mean"], sc["scale"]
         if meta.get("transformer") is not None:
             clf.transformer = ConnectivityTransformer.from_state(meta["transformer"], load_numpy(str(d / TRANSFORMER_FILE)))
         model = clf._build_model()

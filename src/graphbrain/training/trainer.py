@@ -4,7 +4,11 @@ One :class:`Trainer` fits one model on a training set and (optionally) an inner
 validation set that the caller carved from the *training fold only*
 (:func:`graphbrain.training.splits.inner_split`). Per epoch it logs the training loss
 and the validation loss / accuracy / AUROC; it keeps the weights of the best
-validation epoch (``monitor``) and stops after ``patience`` epochs without improvement.
+validation epoch (``monitor``, default ``val_auroc``; ties go to the lower validation
+loss) and stops after ``patience`` epochs without improvement. Warm-up epochs are never
+taken as the best epoch. ``val_loss`` is a poor monitor on small cohorts: an
+over-confident model's loss rises from the first epochs while its ranking (AUROC) still
+improves, so early stopping on it kept near-initial weights (ABIDE-PCP: chance AUROC).
 
     loss      = CE(logits, y; class weights w_c = N / (C N_c) when "balanced") + aux_loss
     lr(step)  = lr * (step + 1) / S_w                         during the warm-up steps S_w
@@ -49,12 +53,12 @@ from graphbrain.models.base import ModelOutput
 log = logging.getLogger(__name__)
 
 TRAIN_DEFAULTS: dict[str, Any] = {
-    "epochs": 30,
+    "epochs": 40,
     "batch_size": 32,
     "lr": 1e-3,
-    "weight_decay": 1e-4,
+    "weight_decay": 1e-2,
     "warmup_epochs": 2,
-    "patience": 8,
+    "patience": 10,
     "grad_clip": 1.0,
     "val_fraction": 0.2,
     "class_weight": "balanced",
@@ -63,7 +67,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "num_threads": None,
     "progress": True,
     "log_dir": None,
-    "monitor": "val_loss",
+    "monitor": "val_auroc",
 }
 MONITORS = ("val_loss", "val_auroc", "val_accuracy")
 
@@ -328,7 +332,11 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
         monitor = cfg["monitor"]
         sign = 1.0 if monitor == "val_loss" else -1.0  # minimise sign * score
-        best = math.inf
+        best = best_loss = math.inf
+        # Epochs inside the warm-up are not candidates for the best weights (nor count towards
+        # patience): a noisy validation metric on a few dozen subjects would otherwise often
+        # "prefer" the barely trained epoch-0 weights (seen on ABIDE: best epoch 0, chance AUROC).
+        first_candidate = min(cfg["warmup_epochs"], cfg["epochs"] - 1)
         result = TrainResult()
         best_state: dict[str, torch.Tensor] | None = None
         bad = 0
@@ -367,8 +375,14 @@ class Trainer:
                 score = sign * float(row[monitor])
                 if math.isnan(score):
                     score = math.inf
-                if score < best - 1e-6:
-                    best, bad = score, 0
+                if epoch < first_candidate:
+                    pass  # still warming up: the lr has not reached its value, weights are near init
+                elif score < best - 1e-6 or (
+                    monitor != "val_loss" and score <= best + 1e-6 and float(row["val_loss"]) < best_loss - 1e-6
+                ):
+                    # ties of a discrete metric (AUROC / accuracy on a few dozen subjects,
+                    # often saturated) go to the lower validation loss
+                    best, best_loss, bad = min(score, best), float(row["val_loss"]), 0
                     result.best_epoch = epoch
                     best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
                 else:
