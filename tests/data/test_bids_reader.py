@@ -225,3 +225,25 @@ def test_dict_strategy_uses_nilearn_load_confounds(
     assert {e.subject_id: e.reason for e in nl.excluded}["sub-03"] == "missing_confounds"
     for a, b in zip(ours, nl, strict=False):
         np.testing.assert_allclose(a.timeseries, b.timeseries, atol=1e-5)
+
+
+def test_bids_from_the_command_line_with_a_label_map(tmp_path, block_atlas, planted_bold, write_bold):
+    """The README's BIDS quick start: Hydra overrides, including a dict-valued label_map."""
+
+    from graphbrain.cli import main
+
+    make_bids(tmp_path / "ds", block_atlas, planted_bold, write_bold)
+    labels, affine = block_atlas
+    atlas = tmp_path / "atlas.nii.gz"
+    nib.save(nib.Nifti1Image(labels.astype(np.int16), affine), atlas)
+    out = tmp_path / "model"
+    rc = main([
+        "train", "data=bids", f"data.root={tmp_path / 'ds'}", f"data.atlas={atlas}",
+        "data.label_column=diagnosis", "data.label_map={ASD: 1, TD: 0}",
+        f"output_dir={out}", "progress=false", "cache_dir=null",
+    ])
+    assert rc == 0
+    subjects = pd.read_parquet(out / "training_subjects.parquet")
+    assert dict(zip(subjects["subject_id"], subjects["label"])) == {"sub-01": 1, "sub-02": 0, "sub-03": 1}
+    excluded = set(pd.read_parquet(out / "excluded.parquet")["subject_id"])
+    assert {"sub-04", "sub-05"} <= excluded
