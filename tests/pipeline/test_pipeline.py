@@ -122,3 +122,16 @@ def test_config_errors(small_cohort):
         run_pipeline(cohort=small_cohort, connectome={"knd": "tangent"}, output_dir=None)
     with pytest.raises(ConfigError, match="Could not override"):
         run_pipeline(cohort=small_cohort, overrides=["cv.nsplits=3"], output_dir=None)
+
+
+def test_predict_without_labels_writes_predictions_only(small_cohort, tmp_path):
+    from dataclasses import replace
+
+    model_dir = train_model(cohort=small_cohort.subset(range(40)), output_dir=tmp_path / "m")
+    unlabelled = small_cohort.subset(range(40, 60))
+    unlabelled.subjects = [replace(s, label=None) for s in unlabelled.subjects]
+    res = predict(model_dir, cohort=unlabelled, output_dir=tmp_path / "p")
+    assert not (tmp_path / "p" / "metrics.json").exists()
+    preds = pd.read_parquet(tmp_path / "p" / "predictions.parquet")
+    assert list(preds["subject_id"]) == unlabelled.ids
+    assert preds["proba"].between(0, 1).all() and res.pooled == {}
