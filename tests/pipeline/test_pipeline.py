@@ -33,6 +33,8 @@ def test_planted_signal_far_above_chance_and_files(small_cohort, tmp_path):
     pd.testing.assert_frame_equal(loaded.predictions, res.predictions)
     assert loaded["auroc"] == pytest.approx(res["auroc"])
     assert loaded.config["model"]["name"] == "logreg"
+    # the config says what was really used: the cohort object, not the default data preset
+    assert loaded.config["data"] == {"source": "in-memory cohort", "name": "synthetic", "n_subjects": 60}
     # node attributions align with predictions and point at the planted ROIs
     node = loaded.attention["node"]
     assert node.shape == (len(small_cohort), small_cohort.n_rois)
@@ -135,3 +137,15 @@ def test_predict_without_labels_writes_predictions_only(small_cohort, tmp_path):
     preds = pd.read_parquet(tmp_path / "p" / "predictions.parquet")
     assert list(preds["subject_id"]) == unlabelled.ids
     assert preds["proba"].between(0, 1).all() and res.pooled == {}
+
+
+def test_rerun_a_saved_config_with_other_choices(small_cohort, tmp_path):
+    first = run_pipeline(cohort=small_cohort, cv={"scheme": "stratified", "n_splits": 3},
+                         output_dir=tmp_path / "a", progress=False)
+    again = run_pipeline(PipelineResult.load(tmp_path / "a").config, cohort=small_cohort,
+                         model="svm", output_dir=tmp_path / "b", overrides=["cv.n_splits=4"])
+    assert first.config["model"]["name"] == "logreg"
+    assert again.config["model"] == {"name": "svm", "C": 0.01, "class_weight": "balanced"}
+    assert len(again.per_fold) == 4 and (tmp_path / "b" / "metrics.json").exists()
+    with pytest.raises(ConfigError, match="unknown model option"):
+        run_pipeline(first.config, cohort=small_cohort, model="nope", output_dir=None)

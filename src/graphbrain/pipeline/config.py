@@ -74,8 +74,17 @@ def build_config(
     """
     if config is not None:
         base = OmegaConf.create(dict(config) if not isinstance(config, DictConfig) else config)
-        if overrides or groups:
-            base = OmegaConf.merge(base, _groups_to_conf(groups), OmegaConf.from_dotlist(list(overrides)))
+        for key, val in groups.items():
+            if val is None:
+                continue
+            if key in GROUPS and isinstance(val, str):
+                base[key] = _preset(key, val)  # a named option replaces the section
+            elif key in GROUPS and isinstance(val, Mapping):
+                base[key] = OmegaConf.merge(base.get(key) or {}, dict(val))
+            else:
+                base[key] = val
+        if overrides:
+            base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
         return to_container(base)
     ovr = list(overrides)
     values: dict[str, Any] = {}
@@ -109,15 +118,26 @@ def build_config(
     return to_container(cfg)
 
 
+def _preset(group: str, option: str) -> dict[str, Any]:
+    """The packaged preset ``<group>/<option>.yaml`` as a dict; unknown options are refused."""
+    from importlib.resources import files
+
+    if not _has_option(group, option):
+        options = sorted(
+            p.name.removesuffix(".yaml")
+            for p in files(CONFIG_MODULE).joinpath(group).iterdir()
+            if p.name.endswith(".yaml")
+        )
+        raise ConfigError(f"unknown {group} option {option!r}; available: {options}")
+    cfg = OmegaConf.load(str(files(CONFIG_MODULE).joinpath(group, f"{option}.yaml")))
+    return OmegaConf.to_container(cfg)  # type: ignore[return-value]
+
+
 def _has_option(group: str, option: str) -> bool:
     """Whether the packaged config group ``group`` has a preset named ``option``."""
     from importlib.resources import files
 
     return files(CONFIG_MODULE).joinpath(group, f"{option}.yaml").is_file()
-
-
-def _groups_to_conf(groups: Mapping[str, Any]) -> DictConfig:
-    return OmegaConf.create({k: v for k, v in groups.items() if v is not None and not isinstance(v, str)})
 
 
 def split_params(section: Mapping[str, Any], drop: Sequence[str]) -> dict[str, Any]:

@@ -40,6 +40,12 @@ CONNECTOME_KEYS = set(CONNECTOME_DEFAULTS)
 CV_KEYS = {"scheme", "n_splits", "repeats", "seed"}
 
 
+def _record_cohort(cfg: dict[str, Any], cohort: Cohort, data_given: bool) -> None:
+    """When a Cohort object (not a data config) was passed, record that in the config."""
+    if not data_given:
+        cfg["data"] = {"source": "in-memory cohort", "name": cohort.name, "n_subjects": len(cohort)}
+
+
 def load_data(data: Mapping[str, Any]) -> Cohort:
     """Read the cohort described by a ``data`` config section (``source`` + reader params)."""
     from graphbrain.data.loaders import load_cohort
@@ -134,6 +140,8 @@ def run_pipeline(
     t_start = time.perf_counter()
     if cohort is None:
         cohort = load_data(cfg["data"])
+    else:
+        _record_cohort(cfg, cohort, data is not None or config is not None)
     timings["load_s"] = time.perf_counter() - t_start
     if len(cohort) == 0:
         raise ConfigError(f"no usable subjects in the cohort ({len(cohort.excluded)} excluded)")
@@ -238,6 +246,8 @@ def train_model(
         raise ConfigError("train needs an output_dir to save the fitted model in")
     if cohort is None:
         cohort = load_data(cfg["data"])
+    else:
+        _record_cohort(cfg, cohort, "data" in groups or config is not None)
     if len(cohort) == 0:
         raise ConfigError(f"no usable subjects to train on ({len(cohort.excluded)} excluded)")
     clf = build_classifier(**_classifier_kwargs(cfg))
@@ -274,6 +284,8 @@ def predict(
     cfg["model_dir"] = str(md)
     if cohort is None:
         cohort = load_data(cfg["data"])
+    else:
+        _record_cohort(cfg, cohort, data is not None)
     if len(cohort) == 0:
         raise ConfigError(f"no usable subjects to predict ({len(cohort.excluded)} excluded)")
     t0 = time.perf_counter()

@@ -66,24 +66,30 @@ def _json_default(o: Any) -> Any:
 
 
 def static_features(
-    cohort: Cohort, transformer: ConnectivityTransformer | None, *, fit: bool
+    cohort: Cohort, transformer: ConnectivityTransformer | None, *, fit: bool, vectorize: bool = True
 ) -> tuple[np.ndarray, ConnectivityTransformer | None]:
-    """Vectorised static FC for every subject, ``(N, R(R-1)/2)``.
+    """Static FC for every subject: ``(N, R(R-1)/2)`` vectors, or ``(N, R, R)`` matrices.
 
-    Subjects with ROI time series go through ``transformer`` (fitted here when
-    ``fit``); subjects that come with a precomputed FC matrix use it as is. A cohort
-    mixing the two is refused (their connectomes would not be comparable).
+    Subjects with ROI time series go through ``transformer`` (fitted here when ``fit``,
+    i.e. on the training cohort only; its ``vectorize`` flag must match); subjects that
+    come with a precomputed FC matrix use it as is, and the transformer returned is then
+    ``None``. A cohort mixing the two is refused (their connectomes are not comparable).
     """
     has_ts = [s.timeseries is not None for s in cohort]
     if all(has_ts):
         if transformer is None:
-            raise ConfigError("a connectivity transformer is needed for time-series input")
+            raise ConfigError(
+                "this classifier was trained on precomputed FC matrices; it cannot take time series"
+            )
+        if transformer.vectorize != vectorize:
+            raise ConfigError("the connectivity transformer's vectorize flag does not match the request")
         ts = cohort.timeseries()
         if fit:
             transformer.fit(ts)
         return transformer.transform(ts), transformer
     if not any(has_ts):
-        return vectorize_fc(np.stack([s.fc for s in cohort])), transformer
+        mats = np.stack([s.fc for s in cohort])
+        return (vectorize_fc(mats) if vectorize else mats.astype(np.float32)), None
     raise DataError(
         "the cohort mixes subjects with time series and subjects with precomputed FC matrices",
         source=cohort.name,

@@ -45,7 +45,12 @@ from graphbrain.connectome.static import ConnectivityTransformer
 from graphbrain.data import Cohort
 from graphbrain.errors import ConfigError, DataError
 from graphbrain.models import get_model_spec
-from graphbrain.training.estimator import CLASSIFIER_FILE, CohortClassifier, _write_json
+from graphbrain.training.estimator import (
+    CLASSIFIER_FILE,
+    CohortClassifier,
+    _write_json,
+    static_features,
+)
 from graphbrain.training.splits import inner_split
 from graphbrain.training.trainer import DynamicFCSet, TensorSet, Trainer, train_config
 
@@ -174,24 +179,12 @@ class TorchClassifier(CohortClassifier):
                 ts, labels, ids, n_timepoints=t, window=int(self.window_), stride=int(self.stride_),  # type: ignore[arg-type]
                 random_crop=bool(self._conn("random_crop")),
             )
-        has_ts = [s.timeseries is not None for s in cohort]
-        if all(has_ts):
-            if fit:
-                self.transformer = self._new_transformer().fit(cohort.timeseries())
-                self.n_rois_ = cohort.n_rois
-            if self.transformer is None:
-                raise ConfigError("this classifier was trained on precomputed FC; it cannot take time series")
-            fc = self.transformer.transform(cohort.timeseries())
-        elif not any(has_ts):
-            fc = np.stack([s.fc for s in cohort]).astype(np.float32)
-            if fit:
-                self.n_rois_ = fc.shape[-1]
-        else:
-            raise DataError(
-                "the cohort mixes subjects with time series and subjects with precomputed FC matrices",
-                source=cohort.name,
-                reason="mixed_inputs",
-            )
+        fc, transformer = static_features(
+            cohort, self._new_transformer() if fit else self.transformer, fit=fit, vectorize=False
+        )
+        if fit:
+            self.transformer = transformer
+            self.n_rois_ = fc.shape[-1]
         if fc.shape[-1] != self.n_rois_:
             raise DataError(f"connectomes have {fc.shape[-1]} ROIs, the model was trained on {self.n_rois_}", reason="roi_mismatch")
         fc = np.nan_to_num(np.asarray(fc, dtype=np.float64))
