@@ -5,6 +5,10 @@
     graphbrain predict model_dir=M [OVERRIDES...]   apply a trained model to new data
     graphbrain config [OVERRIDES...]    print the composed configuration
     graphbrain models                   list the registered models
+    graphbrain explain run_dir=D [method=M]   attributions, faithfulness, figures, HTML report
+    graphbrain cohort process [OVERRIDES...]  batch: files -> QC -> connectomes (resumable)
+    graphbrain audit [OVERRIDES...]     leakage audit: duplicates, split overlap, site confounding
+    graphbrain run -m A=x,y B=u,v       sweep (Hydra multirun) gathered into one table
     graphbrain kg SUBCOMMAND ...        knowledge-graph tools (graphbrain kg --help)
 
 OVERRIDES are Hydra overrides of the packaged config groups data, connectome, model,
@@ -18,6 +22,13 @@ import sys
 from collections.abc import Sequence
 
 USAGE = __doc__ or ""
+
+# command -> module with ``main(args) -> int`` (imported only when the command is used)
+ROOM_COMMANDS = {
+    "explain": "graphbrain.pipeline.explain_cmd",
+    "cohort": "graphbrain.batch.cli",
+    "audit": "graphbrain.batch.cli_audit",
+}
 
 
 def _split_kv(args: Sequence[str], key: str) -> tuple[str | None, list[str]]:
@@ -46,11 +57,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         from graphbrain.kg.cli import main as kg_main
 
         return kg_main(rest)
+    from graphbrain.errors import GraphbrainError
+
+    # Commands whose parsing (and --help) lives in their own room: main(args) -> int.
+    if cmd in ROOM_COMMANDS or (cmd == "run" and any(a in ("-m", "--multirun") for a in rest)):
+        import importlib
+
+        module = ROOM_COMMANDS.get(cmd, "graphbrain.pipeline.sweep")
+        try:
+            return int(importlib.import_module(module).main(rest))
+        except GraphbrainError as err:
+            print(f"graphbrain {cmd}: error: {err}", file=sys.stderr)
+            return 2
     if any(a in ("-h", "--help") for a in rest):
         print(USAGE.strip())
         return 0
-    from graphbrain.errors import GraphbrainError
-
     try:
         return _dispatch(cmd, rest)
     except GraphbrainError as err:

@@ -1,0 +1,3 @@
+"""Batch cohort analysis: streaming processing, per-subject isolation, resume, QC,
+leakage audit, executors (serial, process pool, Dask).
+"""
