@@ -104,7 +104,8 @@ class Explanation:
         edge: ``(N, R(R-1)/2)`` in ``np.triu_indices(R, 1)`` order, or ``None``.
         window: ``(N, W)`` per sliding window (NaN past a subject's last window), or ``None``.
         signed: ``True`` when positive values push towards class index 1.
-        subject_ids, labels: one per row; ``folds`` (fold name) when from a run.
+        subject_ids, labels: one per row; ``folds`` (:func:`fold_key`, ``r<repeat>-<fold>``)
+            when from a run.
         roi_names: ``R`` ROI names (atlas label ids for ABIDE-PCP, e.g. ``"10"``).
         window_times: ``(W, 2)`` start / stop time point of each window, when known.
         extra: other per-subject arrays (``"roi_window"`` ``(N, W, R)``, ``"cluster"`` ...).
@@ -525,7 +526,7 @@ def _assemble(method: str, model: str, parts: dict[str, Any], pred: pd.DataFrame
         subject_ids=pred["subject_id"].astype(str).tolist(),
         labels=pred["label"].to_numpy(),
         roi_names=list(cohort.roi_names or [f"ROI{i:03d}" for i in range(parts["roi"].shape[1])]),
-        folds=pred["fold"].astype(str).to_numpy(),
+        folds=np.array([fold_key(r, f) for r, f in zip(pred["repeat"], pred["fold"])]),
         window_times=wt,
         extra=parts["extra"],
         proba=pred["proba"].to_numpy() if "proba" in pred else None,
