@@ -16,6 +16,17 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ABIDE_ROOT = SHARED_DATA / "abide_pcp"
 
 
+@pytest.fixture(autouse=True)
+def _no_writes_into_the_repository(tmp_path_factory, monkeypatch):
+    """Every test runs in a fresh temporary working directory.
+
+    Default paths (``outputs/...``, the connectome cache ``.graphbrain_cache``) are
+    relative to the working directory, so a test that forgets ``tmp_path`` writes into a
+    temporary folder instead of the checkout.
+    """
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture(scope="session")
 def small_cohort() -> Cohort:
     """60 subjects, 16 ROIs, 100 time points, 3 sites, strong planted effect."""

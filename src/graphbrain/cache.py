@@ -1,27 +1,67 @@
 """Content-hash cache for computed arrays (connectomes, extracted time series).
 
 The key is a SHA-256 over the input arrays' bytes, shapes and dtypes plus the JSON of
-the parameters and the graphbrain version, so a rerun with the same inputs is a file
-read and any changed parameter recomputes. Entries are ``.npy`` files written
+the parameters, the graphbrain version and :func:`code_fingerprint` (a hash of the
+source files of the code that computes the cached arrays, and the versions of the
+numerical libraries it calls), so a rerun with the same inputs is a file read, and any
+changed parameter, edited FC function or upgraded nilearn / scikit-learn recomputes. Entries are ``.npy`` files written
 atomically (temporary file + rename) so an interrupted run never leaves a torn entry,
 and they are loaded with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+# Modules whose code produces cached arrays (read as files: importing them here would
+# invert the layering, since they import this module).
+CODE_MODULES: tuple[str, ...] = (
+    "graphbrain.cache",
+    "graphbrain.connectome.static",
+    "graphbrain.connectome.dynamic",
+)
+LIBRARIES: tuple[str, ...] = ("numpy", "scipy", "scikit-learn", "nilearn", "torch")
+
+
+@functools.cache
+def code_fingerprint(modules: tuple[str, ...] = CODE_MODULES, libraries: tuple[str, ...] = LIBRARIES) -> str:
+    """SHA-256 over the source files of ``modules`` and the installed ``libraries``' versions.
+
+    Part of every cache key: editing a connectivity function (or upgrading the library
+    that computes it) invalidates old entries instead of silently serving them.
+    """
+    h = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        origin = None if spec is None else spec.origin
+        h.update(name.encode())
+        if origin and os.path.isfile(origin):
+            h.update(Path(origin).read_bytes())
+    for lib in libraries:
+        try:
+            version = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            version = "absent"
+        h.update(f"{lib}=={version}".encode())
+    return h.hexdigest()
+
 
 def content_key(arrays: list[np.ndarray] | tuple[np.ndarray, ...], params: dict[str, Any]) -> str:
-    """A hex digest identifying ``arrays`` (by content) together with ``params``."""
+    """A hex digest identifying ``arrays`` (by content) together with ``params``.
+
+    Also covers the graphbrain version and :func:`code_fingerprint`.
+    """
     from graphbrain._version import __version__
 
     h = hashlib.sha256()
@@ -31,6 +71,7 @@ def content_key(arrays: list[np.ndarray] | tuple[np.ndarray, ...], params: dict[
         h.update(memoryview(a).cast("B"))
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update(__version__.encode())
+    h.update(code_fingerprint().encode())
     return h.hexdigest()
 
 

@@ -350,6 +350,7 @@ def read_abide_pcp(
                 roi_names=names,
                 tr=ABIDE_SITE_TR.get(site.upper()) if site else None,
                 source=str(path),
+                participant=str(sub_id),
             )
         except DataError as err:
             fail(err, sid)

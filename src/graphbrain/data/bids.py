@@ -419,6 +419,7 @@ def read_bids(
                     roi_names=list(at.roi_names),
                     tr=tr_used,
                     source=src,
+                    participant=f"sub-{first.subject}",
                 )
             )
         except DataError as err:

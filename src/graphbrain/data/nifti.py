@@ -696,6 +696,7 @@ def read_nifti(
     roi_names: Sequence[str] | None = None,
     labels: Sequence[int | None] | Mapping[str, int] | None = None,
     subject_ids: Sequence[str] | None = None,
+    participants: Sequence[str | None] | Mapping[str, str] | None = None,
     sites: Sequence[str | None] | Mapping[str, str] | str | None = None,
     confounds: ConfoundsInput | Sequence[ConfoundsInput] | Mapping[str, ConfoundsInput] = None,
     confound_strategy: ConfoundStrategy = None,
@@ -726,6 +727,9 @@ def read_nifti(
             ``None`` for an unlabelled cohort.
         subject_ids: ids aligned with the files (default: file names, made unique with
             their parent folders).
+        participants: participant per file (aligned sequence or mapping by subject id),
+            for several runs / sessions of one person; cross-validation keeps them
+            together. Default: each file is its own participant.
         sites: site per file (aligned sequence or mapping), or one site for all.
         confounds: per-file confounds (aligned sequence or mapping by id; a single value
             when there is one file): TSV path, DataFrame or ``(T, K)`` array.
@@ -750,10 +754,13 @@ def read_nifti(
         raise ConfigError(f"subject_ids has {len(ids)} entries for {len(files)} BOLD files")
     lab = _per_file(labels, ids, "labels")
     site = _per_file(sites, ids, "sites")
+    if isinstance(participants, (str, Path)):
+        raise ConfigError("participants must be a sequence aligned with the files or a mapping by id")
+    part = _per_file(participants, ids, "participants")
     conf = _per_file(confounds, ids, "confounds")
     subjects: list[Subject] = []
     excluded: list[Exclusion] = []
-    for sid, path, y, s, c in zip(ids, files, lab, site, conf, strict=True):
+    for sid, path, y, s, c, pid in zip(ids, files, lab, site, conf, part, strict=True):
         try:
             if y is _MISSING:
                 raise DataError(
@@ -785,6 +792,7 @@ def read_nifti(
                     roi_names=list(at.roi_names),
                     tr=tr,
                     source=str(path),
+                    participant=None if pid is None or pid is _MISSING else str(pid),
                 )
             )
         except DataError as err:

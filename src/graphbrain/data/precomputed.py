@@ -156,6 +156,7 @@ def read_precomputed(
     id_column: str = "subject_id",
     label_column: str | None = "label",
     site_column: str | None = "site",
+    participant_column: str | None = "participant",
     label_map: Mapping[Any, int] | None = None,
     covariate_columns: Sequence[str] | None = None,
     roi_names: Sequence[str] | None = None,
@@ -175,6 +176,9 @@ def read_precomputed(
             ``label_column``, ``site_column`` and covariates; ``None`` for no labels.
         kind: ``"timeseries"`` (files are ``(T, R)``) or ``"fc"`` (files are ``(R, R)``).
         id_column, label_column, site_column: column names in the labels table.
+        participant_column: optional column with the participant each file belongs to
+            (several runs / sessions of one person); cross-validation keeps a
+            participant's files together. Absent column or empty cell: the subject id.
         label_map: maps label-column values to ints (e.g. ``{"ASD": 1, "TD": 0}``).
         covariate_columns: covariates to keep (default: every other column).
         roi_names: ROI names (default: the text header, if any).
@@ -201,7 +205,7 @@ def read_precomputed(
             reason="missing_column",
         )
     if table is not None:
-        skip_cols = {id_column, label_column, site_column}
+        skip_cols = {id_column, label_column, site_column, participant_column}
         cov_cols = (
             [c for c in table.columns if c not in skip_cols]
             if covariate_columns is None
@@ -224,7 +228,7 @@ def read_precomputed(
         try:
             if not path.is_file():
                 raise DataError("file not found", source=src, reason="missing_file")
-            label = site = None
+            label = site = participant = None
             covariates: dict[str, Any] = {}
             if table is not None:
                 if sid not in table.index:
@@ -250,6 +254,9 @@ def read_precomputed(
                 if site_column is not None and site_column in table.columns:
                     s = _value(row[site_column])
                     site = None if s is None else str(s)
+                if participant_column is not None and participant_column in table.columns:
+                    pv = _value(row[participant_column])
+                    participant = None if pv is None else str(pv)
                 covariates = {c: _value(row[c]) for c in cov_cols}
             arr, names = read_matrix(path)
             if arr.ndim != 2:
@@ -276,6 +283,7 @@ def read_precomputed(
                 roi_names=names,
                 tr=tr if kind == "timeseries" else None,
                 source=src,
+                participant=participant,
             )
         except DataError as err:
             fail(err, sid)

@@ -32,6 +32,9 @@ class Subject:
         source: the file the time series came from (for error messages).
         fc: a precomputed ``(R, R)`` connectivity matrix (from ``.npy``/``.csv`` FC
             inputs); models that need time series refuse such subjects clearly.
+        participant: the person this scan belongs to (default: ``id``). Several runs or
+            sessions of one participant share it, and cross-validation never puts one
+            participant on both sides of a split.
     """
 
     id: str
@@ -43,11 +46,13 @@ class Subject:
     tr: float | None = None
     source: str | None = None
     fc: np.ndarray | None = None
+    participant: str | None = None
 
     def __post_init__(self) -> None:
         from graphbrain.errors import DataError
 
         src = self.source or self.id
+        self.participant = str(self.id) if self.participant is None else str(self.participant)
         if self.timeseries is None and self.fc is None:
             raise DataError("subject has neither a time series nor a connectome", source=src, reason="empty")
         if self.timeseries is not None:
@@ -149,6 +154,11 @@ class Cohort:
         return len(self.subjects) > 0 and all(s.label is not None for s in self.subjects)
 
     @property
+    def participants(self) -> np.ndarray:
+        """Participant id per subject (runs / sessions of one person share one id)."""
+        return np.asarray([s.participant if s.participant is not None else s.id for s in self.subjects])
+
+    @property
     def sites(self) -> np.ndarray:
         return np.asarray([s.site if s.site is not None else "unknown" for s in self.subjects])
 
@@ -196,6 +206,7 @@ class Cohort:
         for s in self.subjects:
             row = {
                 "subject_id": s.id,
+                "participant": s.participant,
                 "site": s.site,
                 "label": s.label,
                 "n_timepoints": s.n_timepoints,

@@ -69,13 +69,17 @@ def build_config(
     ``groups`` take a group option name (``model="svm"``, ``cv="leave_site_out"``) or a
     dict of values merged over the group's defaults (``data={"source": "abide_pcp",
     "root": "/d"}``; a dict with ``source`` / ``name`` first selects that option).
-    Top-level keys (``output_dir``, ``seed``, ``cache_dir``, ``progress``) are plain values.
+    Top-level keys (``output_dir``, ``seed``, ``cache_dir``, ``progress``) are plain values;
+    ``None`` is kept for them (``output_dir=None``: write nothing, ``cache_dir=None``: no
+    cache), while a group given as ``None`` means "not given" (its default is used).
     ``config`` may be a full configuration (e.g. a saved ``config.yaml``), used as is.
     """
     if config is not None:
         base = OmegaConf.create(dict(config) if not isinstance(config, DictConfig) else config)
         for key, val in groups.items():
             if val is None:
+                if key not in GROUPS:
+                    base[key] = None
                 continue
             if key in GROUPS and isinstance(val, str):
                 base[key] = _preset(key, val)  # a named option replaces the section
@@ -91,6 +95,8 @@ def build_config(
     replace: dict[str, Any] = {}
     for key, val in groups.items():
         if val is None:
+            if key not in GROUPS:
+                values[key] = None
             continue
         if key in GROUPS:
             if isinstance(val, str):

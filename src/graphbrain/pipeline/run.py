@@ -161,6 +161,7 @@ def run_pipeline(
         n_splits=int(cv_cfg.get("n_splits", 10)),
         repeats=int(cv_cfg.get("repeats", 1)),
         seed=int(cv_cfg.get("seed", cfg.get("seed", 0))),
+        groups=cohort.participants,
     )
     rows: list[pd.DataFrame] = []
     per_fold: list[dict[str, Any]] = []

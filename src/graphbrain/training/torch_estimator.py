@@ -242,7 +242,8 @@ class TorchClassifier(CohortClassifier):
         y = np.searchsorted(self.classes_, y_raw).astype(np.int64)
         data = self._dataset(cohort, y, fit=True)
         fit_idx, val_idx = inner_split(
-            np.arange(len(cohort)), y, val_fraction=float(self.train_cfg["val_fraction"]), seed=self.seed
+            np.arange(len(cohort)), y, val_fraction=float(self.train_cfg["val_fraction"]), seed=self.seed,
+            groups=cohort.participants,
         )
         train_set, val_set = data.subset(fit_idx), data.subset(val_idx)
         self.val_ids_ = [cohort.ids[i] for i in val_idx]
