@@ -1,0 +1,197 @@
+"""Executors: run one function over many items with a bounded number in flight.
+
+* ``serial``: in this process (debugging, tiny cohorts);
+* ``process``: a local :class:`concurrent.futures.ProcessPoolExecutor`;
+* ``dask``: Dask distributed: a :class:`distributed.LocalCluster` by default, or an
+  existing scheduler given by ``address="tcp://host:8786"`` (a cluster started by
+  ``dask-jobqueue`` on SLURM, ``dask scheduler`` / ``dask worker`` by hand, Kubernetes ...).
+
+All yield results as they complete (unordered) and keep at most ``max_in_flight`` items
+submitted, so the driver never holds the whole cohort: memory is bounded by the batch.
+The batch runner sorts the results by task index, so every executor writes identical
+tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from itertools import islice
+from typing import Any
+
+from graphbrain.errors import ConfigError, MissingDependencyError
+
+EXECUTORS = ("serial", "process", "dask")
+
+
+def _worker_init() -> None:
+    # One BLAS / torch thread per worker process: the pool provides the parallelism.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+class Executor:
+    """Base class: ``map_unordered(fn, items, *args)`` and ``close()``; a context manager."""
+
+    name = "base"
+    n_workers = 1
+
+    def map_unordered(
+        self, fn: Callable[..., Any], items: Iterable[Any], *args: Any, max_in_flight: int = 64,
+        on_error: Callable[[Any, BaseException], Any] | None = None,
+    ) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"executor": self.name, "n_workers": self.n_workers}
+
+
+class SerialExecutor(Executor):
+    name = "serial"
+
+    def map_unordered(self, fn, items, *args, max_in_flight=64, on_error=None):  # type: ignore[override]
+        for item in items:
+            try:
+                yield fn(item, *args)
+            except Exception as err:  # noqa: BLE001
+                if on_error is None:
+                    raise
+                yield on_error(item, err)
+
+
+class ProcessExecutor(Executor):
+    """A local process pool (``mp_context``: ``spawn``, ``forkserver`` or ``fork``)."""
+
+    name = "process"
+
+    def __init__(self, n_workers: int | None = None, mp_context: str = "spawn") -> None:
+        import multiprocessing as mp
+
+        self.n_workers = int(n_workers or os.cpu_count() or 1)
+        try:
+            ctx = mp.get_context(mp_context)
+        except ValueError as err:
+            raise ConfigError(f"executor.mp_context must be spawn, forkserver or fork, got {mp_context!r}") from err
+        self._pool = ProcessPoolExecutor(max_workers=self.n_workers, mp_context=ctx, initializer=_worker_init)
+
+    def map_unordered(self, fn, items, *args, max_in_flight=64, on_error=None):  # type: ignore[override]
+        it = iter(items)
+        pending: dict[Future[Any], Any] = {}
+        for item in islice(it, max_in_flight):
+            pending[self._pool.submit(fn, item, *args)] = item
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                item = pending.pop(fut)
+                try:
+                    res = fut.result()
+                except Exception as err:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
+                    if on_error is None:
+                        raise
+                    res = on_error(item, err)
+                yield res
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending[self._pool.submit(fn, nxt, *args)] = nxt
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor(Executor):
+    """Dask distributed: a LocalCluster (``n_workers`` processes, one thread each) unless
+    ``address`` names a running scheduler."""
+
+    name = "dask"
+
+    def __init__(self, n_workers: int | None = None, address: str | None = None, threads_per_worker: int = 1,
+                 memory_limit: str | None = "auto") -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as err:  # pragma: no cover - depends on the extra
+            raise MissingDependencyError("distributed", "dask", "the Dask executor") from err
+        self.address = address
+        self._cluster = None
+        if address:
+            self._client = Client(address)
+            self.n_workers = len(self._client.scheduler_info().get("workers", {})) or 1
+        else:
+            self.n_workers = int(n_workers or os.cpu_count() or 1)
+            self._cluster = LocalCluster(
+                n_workers=self.n_workers, threads_per_worker=int(threads_per_worker), processes=True,
+                dashboard_address=None, silence_logs=logging.ERROR, memory_limit=memory_limit,
+            )
+            self._client = Client(self._cluster)
+        self._client.run(_worker_init)
+
+    def map_unordered(self, fn, items, *args, max_in_flight=64, on_error=None):  # type: ignore[override]
+        from distributed import as_completed
+
+        it = iter(items)
+        keyed: dict[str, Any] = {}
+        ac = as_completed()
+        for item in islice(it, max_in_flight):
+            fut = self._client.submit(fn, item, *args, pure=False)
+            keyed[fut.key] = item
+            ac.add(fut)
+        for fut in ac:
+            item = keyed.pop(fut.key)
+            try:
+                res = fut.result()
+            except Exception as err:  # noqa: BLE001 - a lost worker, a killed process
+                if on_error is None:
+                    raise
+                res = on_error(item, err)
+            fut.release()
+            yield res
+            nxt = next(it, None)
+            if nxt is not None:
+                f2 = self._client.submit(fn, nxt, *args, pure=False)
+                keyed[f2.key] = nxt
+                ac.add(f2)
+
+    def describe(self) -> dict[str, Any]:
+        return {"executor": self.name, "n_workers": self.n_workers, "address": self.address or "LocalCluster"}
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(spec: str | Mapping[str, Any] | Executor | None = "serial") -> Executor:
+    """An executor from a name or a dict ``{"name": "dask", "n_workers": 4, "address": ...}``."""
+    if isinstance(spec, Executor):
+        return spec
+    cfg: dict[str, Any] = {"name": spec} if isinstance(spec, str) or spec is None else dict(spec)
+    name = cfg.pop("name", None) or "serial"
+    if cfg.get("address") and name == "serial":
+        name = "dask"
+    if name == "serial":
+        cfg.pop("n_workers", None)
+        if cfg:
+            raise ConfigError(f"unknown executor key(s) {sorted(cfg)} for executor=serial")
+        return SerialExecutor()
+    allowed = {"process": {"n_workers", "mp_context"}, "dask": {"n_workers", "address", "threads_per_worker", "memory_limit"}}
+    if name not in allowed:
+        raise ConfigError(f"unknown executor {name!r}; use one of {EXECUTORS}")
+    unknown = sorted(set(cfg) - allowed[name])
+    if unknown:
+        raise ConfigError(f"unknown executor key(s) {unknown} for executor={name}; valid: {sorted(allowed[name])}")
+    return ProcessExecutor(**cfg) if name == "process" else DaskExecutor(**cfg)

@@ -1,0 +1,104 @@
+"""Batch processing: per-subject isolation, QC exclusions, agreement with nilearn, resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.connectome import ConnectivityMeasure
+from sklearn.covariance import LedoitWolf
+
+from graphbrain.batch.qc import fd_from_confounds, framewise_displacement, tsnr
+from graphbrain.batch.runner import BatchResult, process_cohort
+from graphbrain.connectome.dynamic import sliding_window_fc
+from graphbrain.errors import ConfigError
+
+CONN = {"kind": "correlation", "window": 20, "stride": 10}
+
+
+def test_isolation_qc_and_outputs(bad_cohort, tmp_path):
+    out = tmp_path / "run"
+    res = process_cohort(bad_cohort, output_dir=out, connectome=CONN, qc={"max_mean_fd": 0.5, "max_constant_rois": 0},
+                         batch_size=3, progress=False, plots=True)
+    st = res.status.set_index("subject_id")
+    # one failure (unreadable file) recorded with its stage; the other 11 subjects went on
+    assert st.loc["s005", "status"] == "failed"
+    errors = pd.read_parquet(out / "errors.parquet")
+    assert errors["subject_id"].tolist() == ["s005"]
+    assert errors.loc[0, "stage"] == "load" and errors.loc[0, "error_type"] == "DataError"
+    assert "s005.npy" in errors.loc[0, "message"]
+    # exclusions with reasons: constant ROI (QC threshold), NaN (validation), motion (phenotypic FD)
+    assert st.loc["s002", ["status", "reason"]].tolist() == ["excluded", "constant_roi"]
+    assert st.loc["s004", ["status", "reason"]].tolist() == ["excluded", "non_finite"]
+    assert st.loc["s011", ["status", "reason"]].tolist() == ["excluded", "motion"]
+    assert "0.900 mm > 0.5 mm" in st.loc["s011", "message"]
+    # a labels row without a file is reported apart, not as a subject
+    assert st.loc["s999", "status"] == "missing_input"
+    c = res.counts
+    assert (c["n_subjects"], c["ok"], c["excluded"], c["failed"], c["missing_input"]) == (12, 8, 3, 1, 1)
+    assert "12 subjects: 8 ok, 3 excluded" in res.summary_line() and "1 listed without a file" in res.summary_line()
+    excl = pd.read_parquet(out / "excluded.parquet")
+    assert set(excl["subject_id"]) == {"s002", "s004", "s005", "s011", "s999"}
+    assert (out / "qc.png").stat().st_size > 10_000
+    # QC numbers: tSNR per ROI by hand, phenotypic FD carried
+    ts0 = np.load(tmp_path / "data" / "ts" / "s000.npy").astype(np.float64)
+    qc = pd.read_parquet(out / "qc.parquet").set_index("subject_id")
+    by_hand = np.abs(ts0.mean(0)) / ts0.std(0, ddof=1)
+    assert qc.loc["s000", "tsnr_median"] == pytest.approx(np.median(by_hand), rel=1e-5)
+    t = pd.read_parquet(out / "tsnr.parquet").set_index("subject_id")
+    np.testing.assert_allclose(t.loc["s000"].drop("index").to_numpy(dtype=float), by_hand, rtol=1e-5)
+    assert qc.loc["s001", "mean_fd"] == pytest.approx(0.11) and qc.loc["s001", "fd_source"] == "phenotypic:func_mean_fd"
+    assert qc.loc["s002", "n_constant_rois"] == 1 and qc.loc["s002", "constant_rois"] == "1"
+    # connectomes agree with nilearn (Ledoit-Wolf correlation) and the numpy sliding window
+    ref = ConnectivityMeasure(kind="correlation", cov_estimator=LedoitWolf(store_precision=False)).fit_transform([ts0])[0]
+    np.testing.assert_allclose(res.static_fc("s000"), ref, atol=1e-5)
+    feats = pd.read_parquet(out / "features.parquet").set_index("subject_id")
+    assert len(feats) == 8 and feats.index.is_unique
+    iu = np.triu_indices(8, k=1)
+    np.testing.assert_allclose(feats.loc["s000"].drop("index").to_numpy(dtype=float), ref[iu], atol=1e-5)
+    dyn = sliding_window_fc(ts0, 20, 10, backend="numpy")
+    np.testing.assert_allclose(res.dynamic_fc("s000"), dyn[:, iu[0], iu[1]], atol=1e-5)
+    assert res.dynamic_fc("s000").shape == (7, 28)
+
+
+def test_resume_skips_done_and_refuses_other_settings(bad_cohort, tmp_path):
+    out = tmp_path / "run"
+    first = process_cohort(bad_cohort, output_dir=out, connectome=CONN, batch_size=4, progress=False, plots=False)
+    assert first.counts["processed_now"] == 12
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("*.npy")}
+    again = process_cohort(bad_cohort, output_dir=out, connectome=CONN, batch_size=4, progress=False, plots=False)
+    assert again.counts["processed_now"] == 0 and again.counts["skipped_done"] == 12
+    assert {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("*.npy")} == mtimes
+    pd.testing.assert_frame_equal(first.status.drop(columns="seconds"), again.status.drop(columns="seconds"))
+    with pytest.raises(ConfigError, match="other settings.*window"):
+        process_cohort(bad_cohort, output_dir=out, connectome={**CONN, "window": 30}, progress=False)
+    # a new folder sharing the cache reads the connectomes instead of recomputing them
+    other = process_cohort(bad_cohort, output_dir=tmp_path / "run2", cache_dir=out / "cache", connectome=CONN,
+                           progress=False, plots=False)
+    ok = other.status[other.status["status"] == "ok"]
+    assert ok["cache_hit"].all()
+    assert BatchResult.load(out).counts["ok"] == first.counts["ok"]
+    info = json.loads((out / "run.json").read_text())
+    assert info["attempts"] == 2
+
+
+def test_motion_from_confounds():
+    motion = np.zeros((4, 6))
+    motion[1, 0] = 0.3  # 0.3 mm translation
+    motion[2, 3] = 0.01  # 0.01 rad = 0.5 mm arc at 50 mm
+    fd = framewise_displacement(motion)
+    np.testing.assert_allclose(fd, [0.0, 0.3, 0.3 + 0.5, 0.5])
+    table = pd.DataFrame(motion, columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
+    np.testing.assert_allclose(fd_from_confounds(table), fd)
+    table["framewise_displacement"] = [np.nan, 1.0, 2.0, 3.0]
+    np.testing.assert_allclose(fd_from_confounds(table), [0.0, 1.0, 2.0, 3.0])
+    assert fd_from_confounds(pd.DataFrame({"csf": [1.0, 2.0]})) is None
+    x = np.array([[1.0, 0.0], [3.0, 0.0]])
+    assert tsnr(x)[0] == pytest.approx(2.0 / np.sqrt(2.0)) and np.isnan(tsnr(x)[1])
+
+
+def test_tangent_refused(bad_cohort, tmp_path):
+    with pytest.raises(ConfigError, match="tangent.*training fold"):
+        process_cohort(bad_cohort, output_dir=tmp_path / "r", connectome={"kind": "tangent"}, progress=False)
