@@ -36,7 +36,9 @@ def test_stagin_shapes_and_attention(readout):
     torch.manual_seed(0)
     dfc = _dfc()
     assert dfc.shape == (B, W, R, R)
-    m = get_model_spec("stagin").builder(n_rois=R, n_windows=W, n_classes=3, hidden=16, n_layers=2, readout=readout, heads=2)
+    m = get_model_spec("stagin").builder(
+        n_rois=R, n_windows=W, n_classes=3, hidden=16, n_layers=2, readout=readout, heads=2, linear_path=False
+    )
     out = m({"dfc": dfc})
     out.logits.sum().backward()  # training mode: every parameter receives a gradient
     assert all(p.grad is not None for p in m.parameters())
@@ -58,7 +60,7 @@ def test_stagin_shapes_and_attention(readout):
 def test_stagin_attention_depends_on_input_and_reset_is_deterministic():
     dfc = _dfc()
     torch.manual_seed(1)
-    m = get_model_spec("stagin").builder(n_rois=R, n_windows=W, hidden=16, n_layers=2).eval()
+    m = get_model_spec("stagin").builder(n_rois=R, n_windows=W, hidden=16, n_layers=2, linear_path=False).eval()
     a = m({"dfc": dfc})
     b = m({"dfc": _dfc(seed=5)})
     assert not torch.allclose(a.attention["spatial"], b.attention["spatial"])
@@ -98,8 +100,10 @@ def test_dense_gin_equals_pyg_ginconv(train_mode):
 
 def test_stagin_dense_and_sparse_backends_agree():
     torch.manual_seed(0)
-    dense = get_model_spec("stagin").builder(n_rois=R, n_windows=W, hidden=16, n_layers=3).eval()
-    sparse = get_model_spec("stagin").builder(n_rois=R, n_windows=W, hidden=16, n_layers=3, gnn="sparse").eval()
+    dense = get_model_spec("stagin").builder(n_rois=R, n_windows=W, hidden=16, n_layers=3, linear_path=False).eval()
+    sparse = get_model_spec("stagin").builder(
+        n_rois=R, n_windows=W, hidden=16, n_layers=3, gnn="sparse", linear_path=False
+    ).eval()
     sparse.load_state_dict(dense.state_dict())
     dfc = _dfc()
     a, b = dense({"dfc": dfc}), sparse({"dfc": dfc})
@@ -113,7 +117,7 @@ def _fc(seed=0):
 
 def test_bnt_shapes_and_attention():
     torch.manual_seed(0)
-    m = get_model_spec("bnt").builder(n_rois=R, n_windows=None, heads=2, n_clusters=4).eval()
+    m = get_model_spec("bnt").builder(n_rois=R, n_windows=None, heads=2, n_clusters=4, linear_path=False).eval()
     out = m({"fc": _fc()})
     assert out.logits.shape == (B, 2)
     att, node, cl = out.attention["attention"], out.attention["node"], out.attention["cluster"]
@@ -130,7 +134,7 @@ def test_bnt_shapes_and_attention():
 
 def test_brainnetcnn_shapes_and_e2e_definition():
     torch.manual_seed(0)
-    m = get_model_spec("brainnetcnn").builder(n_rois=R, n_windows=None)
+    m = get_model_spec("brainnetcnn").builder(n_rois=R, n_windows=None, linear_path=False)
     out = m({"fc": _fc()})
     assert out.logits.shape == (B, 2)
     torch.testing.assert_close(out.attention["node"].sum(-1), torch.ones(B))

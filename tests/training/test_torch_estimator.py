@@ -125,10 +125,13 @@ def test_explain_returns_attention_per_subject(cohort):
     assert [h["epoch"] for h in clf.history()] == list(range(len(clf.history())))
 
 
-def test_short_test_subject_raises_naming_it(cohort):
+def test_scan_shorter_than_one_window_raises_naming_it(cohort):
+    # scans of any length are taken (50 TRs here, trained on 80), but not one shorter than a window
     clf = build_classifier("stagin", model_params=STAGIN_SMALL, connectome=DYN, train=FAST).fit(cohort.subset(range(24)))
     s = cohort[30]
-    short = Subject(id="sub-short", timeseries=s.timeseries[:50], label=s.label, site=s.site)
+    shorter = Subject(id="sub-shorter", timeseries=s.timeseries[:50], label=s.label, site=s.site)
+    assert clf.predict_proba(Cohort([cohort[31], shorter])).shape == (2, 2)
+    short = Subject(id="sub-short", timeseries=s.timeseries[:15], label=s.label, site=s.site)
     with pytest.raises(DataError, match="sub-short"):
         clf.predict_proba(Cohort([cohort[31], short]))
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from graphbrain.models.base import ModelOutput
 from graphbrain.models.layers import AttentionEncoderLayer
+from graphbrain.models.linear_path import maybe_linear_path
 from graphbrain.models.registry import register_model
 
 
@@ -110,8 +111,11 @@ def build_bnt(
     reduce_dim: int = 8,
     mlp_hidden: int = 64,
     dropout: float = 0.1,
-) -> BrainNetworkTransformer:
-    return BrainNetworkTransformer(
+    linear_path: bool = True,
+    linear_gate: float = 0.1,
+    linear_l2: float = 0.0,
+) -> nn.Module:
+    deep = BrainNetworkTransformer(
         n_rois,
         n_classes,
         dim=dim,
@@ -123,3 +127,4 @@ def build_bnt(
         mlp_hidden=mlp_hidden,
         dropout=dropout,
     )
+    return maybe_linear_path(deep, n_rois, n_classes, linear_path, linear_gate, linear_l2)

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from graphbrain.models.base import ModelOutput
+from graphbrain.models.linear_path import maybe_linear_path
 from graphbrain.models.registry import register_model
 
 
@@ -94,8 +95,11 @@ def build_brainnetcnn(
     fc_hidden: tuple[int, ...] | list[int] = (64, 16),
     dropout: float = 0.5,
     slope: float = 0.33,
-) -> BrainNetCNN:
-    return BrainNetCNN(
+    linear_path: bool = True,
+    linear_gate: float = 0.1,
+    linear_l2: float = 0.0,
+) -> nn.Module:
+    deep = BrainNetCNN(
         n_rois,
         n_classes,
         e2e_channels=tuple(e2e_channels),
@@ -105,3 +109,4 @@ def build_brainnetcnn(
         dropout=dropout,
         slope=slope,
     )
+    return maybe_linear_path(deep, n_rois, n_classes, linear_path, linear_gate, linear_l2)

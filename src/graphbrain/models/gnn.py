@@ -28,6 +28,7 @@ from torch_geometric.utils import scatter
 from graphbrain.connectome.graphs import dense_to_pyg, topk_sparsify
 from graphbrain.errors import ConfigError
 from graphbrain.models.base import ModelOutput
+from graphbrain.models.linear_path import maybe_linear_path
 from graphbrain.models.registry import register_model
 
 Conv = Literal["gin", "gcn", "gat"]
@@ -101,11 +102,15 @@ def _builder(conv: Conv):
         heads: int = 2,
         top_percent: float = 20.0,
         dropout: float = 0.5,
-    ) -> StaticGNN:
-        return StaticGNN(
+        linear_path: bool = True,
+        linear_gate: float = 0.1,
+        linear_l2: float = 0.0,
+    ) -> nn.Module:
+        deep = StaticGNN(
             n_rois, n_classes, conv=conv, hidden=hidden, n_layers=n_layers, heads=heads,
             top_percent=top_percent, dropout=dropout,
         )
+        return maybe_linear_path(deep, n_rois, n_classes, linear_path, linear_gate, linear_l2)
 
     build.__name__ = f"build_{conv}"
     return build

@@ -83,7 +83,8 @@ class DenseGIN(nn.Module):
 class AttentionEncoderLayer(nn.Module):
     """Post-norm Transformer encoder layer returning head-averaged attention.
 
-    ``x`` ``(B, L, C)`` -> (``(B, L, C)``, attention ``(B, L, L)``, rows sum to 1).
+    ``x`` ``(B, L, C)`` -> (``(B, L, C)``, attention ``(B, L, L)``, rows sum to 1), with an
+    optional key-padding mask for batches of sequences of different lengths.
     """
 
     def __init__(self, dim: int, heads: int = 1, ff_dim: int | None = None, dropout: float = 0.1) -> None:
@@ -102,8 +103,14 @@ class AttentionEncoderLayer(nn.Module):
         for m in (self.ff[0], self.ff[3], self.norm1, self.norm2):
             m.reset_parameters()
 
-    def forward(self, x: torch.Tensor, *, per_head: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        z, w = self.attn(x, x, x, need_weights=True, average_attn_weights=not per_head)
+    def forward(
+        self, x: torch.Tensor, *, per_head: bool = False, key_padding_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``key_padding_mask`` ``(B, L)`` bool, True = padding: no query attends to those keys
+        (their attention weight is 0); padded positions' own outputs are meaningless."""
+        z, w = self.attn(
+            x, x, x, need_weights=True, average_attn_weights=not per_head, key_padding_mask=key_padding_mask
+        )
         x = self.norm1(x + self.drop(z))
         x = self.norm2(x + self.drop(self.ff(x)))
         return x, w

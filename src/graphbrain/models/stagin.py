@@ -38,7 +38,10 @@ from graphbrain.connectome.graphs import dense_to_pyg, topk_sparsify
 from graphbrain.errors import ConfigError
 from graphbrain.models.base import ModelOutput
 from graphbrain.models.layers import AttentionEncoderLayer, DenseGIN, orthogonality_penalty
+from graphbrain.models.linear_path import maybe_linear_path
 from graphbrain.models.registry import register_model
+
+NODE_FEATURES = ("onehot", "static_fc", "window_fc")
 
 
 class SERO(nn.Module):
@@ -85,6 +88,9 @@ class GARO(nn.Module):
 class STAGIN(nn.Module):
     """STAGIN, dense and batched. See the module docstring for the equations."""
 
+    #: attention records with window axes (axis numbers after the batch axis)
+    window_axes = {"spatial": (0,), "temporal": (0,), "temporal_matrix": (0, 1)}
+
     def __init__(
         self,
         n_rois: int,
@@ -100,16 +106,22 @@ class STAGIN(nn.Module):
         attn_dropout: float = 0.1,
         reg_lambda: float = 1e-5,
         gnn: Literal["dense", "sparse"] = "dense",
+        node_features: Literal["onehot", "static_fc", "window_fc"] = "onehot",
     ) -> None:
         super().__init__()
         if readout not in ("sero", "garo"):
             raise ConfigError(f"STAGIN readout must be 'sero' or 'garo', got {readout!r}")
         if gnn not in ("dense", "sparse"):
             raise ConfigError(f"STAGIN gnn must be 'dense' or 'sparse', got {gnn!r}")
+        if node_features not in NODE_FEATURES:
+            raise ConfigError(f"STAGIN node_features must be one of {NODE_FEATURES}, got {node_features!r}")
+        if n_windows < 1:
+            raise ConfigError(f"STAGIN needs n_windows >= 1, got {n_windows}")
         self.n_rois, self.n_windows, self.hidden = n_rois, n_windows, hidden
         self.top_percent, self.reg_lambda, self.gnn = top_percent, reg_lambda, gnn
+        self.node_features = node_features
         self.time_embed = nn.Embedding(n_windows, hidden)
-        # Theta_0 acting on [onehot(ROI), e(w)]; the one-hot product is a row lookup.
+        # Theta_0 acting on [x_i, e(w)], x_i = onehot(ROI i) (a row lookup) or an FC row.
         self.initial = nn.Linear(n_rois + hidden, hidden)
         self.gin = nn.ModuleList(DenseGIN(hidden, hidden) for _ in range(n_layers))
         ro = SERO if readout == "sero" else GARO
@@ -131,23 +143,40 @@ class STAGIN(nn.Module):
                 m.reset_parameters()
 
     def adjacency(self, dfc: torch.Tensor) -> torch.Tensor:
-        """Binary top-``p`` % graphs ``(B, W, R, R)`` from window FC ``(B, W, R, R)``."""
+        """Binary top-``p`` % graphs ``(..., R, R)`` from window FC ``(..., R, R)``."""
         return topk_sparsify(dfc, self.top_percent)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         dfc = batch["dfc"]
         b, w, r, _ = dfc.shape
-        if r != self.n_rois or w > self.n_windows:
-            raise ConfigError(
-                f"STAGIN was built for {self.n_rois} ROIs and at most {self.n_windows} windows, "
-                f"got dfc of shape {tuple(dfc.shape)}"
-            )
-        g = b * w
-        adj = self.adjacency(dfc).reshape(g, r, r)
+        if r != self.n_rois:
+            raise ConfigError(f"STAGIN was built for {self.n_rois} ROIs, got dfc of shape {tuple(dfc.shape)}")
+        mask = batch.get("mask")
+        if mask is None:
+            mask = torch.ones(b, w, dtype=torch.bool, device=dfc.device)
+        elif mask.shape != (b, w):
+            raise ConfigError(f"batch['mask'] must be (B, W) = {(b, w)}, got {tuple(mask.shape)}")
+        mask = mask.to(torch.bool)
+        # Only real windows become graphs (padding would bias BatchNorm statistics).
+        sel = mask.reshape(-1).nonzero().squeeze(1)  # (G,)
+        g = int(sel.numel())
+        dfc_g = dfc.reshape(b * w, r, r).index_select(0, sel)  # (G, R, R)
+        adj = self.adjacency(dfc_g)
         wt = self.initial.weight  # (C, R + C)
-        t = self.time_embed(torch.arange(w, device=dfc.device)) @ wt[:, r:].T + self.initial.bias  # (W, C)
-        h = wt[:, :r].T.unsqueeze(0) + t.unsqueeze(1)  # (W, R, C)
-        h = h.unsqueeze(0).expand(b, w, r, self.hidden).reshape(g, r, self.hidden)
+        # window position in the crop; windows past the trained length share the last embedding
+        pos = torch.arange(w, device=dfc.device).clamp(max=self.n_windows - 1)
+        t = self.time_embed(pos) @ wt[:, r:].T + self.initial.bias  # (W, C)
+        t_g = t.repeat(b, 1).index_select(0, sel)  # (G, C)
+        if self.node_features == "onehot":
+            x0 = wt[:, :r].T.unsqueeze(0)  # (1, R, C)
+        elif self.node_features == "window_fc":
+            x0 = dfc_g @ wt[:, :r].T  # (G, R, C)
+        else:
+            fc = batch.get("fc")
+            if fc is None:
+                raise ConfigError("STAGIN node_features='static_fc' needs batch['fc'] (B, R, R)")
+            x0 = (fc @ wt[:, :r].T).index_select(0, torch.div(sel, w, rounding_mode="floor"))
+        h = (x0 + t_g.unsqueeze(1)).expand(g, r, self.hidden)
         edge_index = None
         if self.gnn == "sparse":
             edge_index = dense_to_pyg(adj, h.detach(), edge_weight=False).edge_index
@@ -155,6 +184,9 @@ class STAGIN(nn.Module):
         logits = 0.0
         reg = dfc.new_zeros(())
         spatial, temporal = [], []
+        pad = ~mask
+        keep = mask.to(dfc.dtype)
+        n_real = keep.sum(1, keepdim=True).clamp_min(1.0)  # (B, 1)
         for layer, (gin, ro, tf, lin) in enumerate(zip(self.gin, self.readouts, self.temporal, self.heads_out)):
             if edge_index is None:
                 h = gin(h, adj)
@@ -163,14 +195,16 @@ class STAGIN(nn.Module):
             pooled, s = ro(h)  # (G, C), (G, R)
             if self.reg_lambda > 0 and self.training:
                 reg = reg + orthogonality_penalty(h)
-            z, att = tf(pooled.reshape(b, w, -1))  # (B, W, C), (B, W, W)
-            logits = logits + lin(self.dropout(z.mean(1)))
-            spatial.append(s.reshape(b, w, r))
-            temporal.append(att)
+            seq = pooled.new_zeros(b * w, pooled.shape[-1]).index_copy(0, sel, pooled).reshape(b, w, -1)
+            z, att = tf(seq, key_padding_mask=pad)  # (B, W, C), (B, W, W)
+            z_mean = (z * keep.unsqueeze(-1)).sum(1) / n_real  # mean over real windows
+            logits = logits + lin(self.dropout(z_mean))
+            spatial.append(s.new_zeros(b * w, r).index_copy(0, sel, s).reshape(b, w, r))
+            temporal.append(att * keep.unsqueeze(-1))  # rows of padded queries zeroed
         tmat = torch.stack(temporal).mean(0)
         attention = {
             "spatial": torch.stack(spatial).mean(0),
-            "temporal": tmat.mean(1),
+            "temporal": tmat.sum(1) / n_real,  # attention each window receives, mean over real queries
             "temporal_matrix": tmat,
         }
         return ModelOutput(logits=logits, attention=attention, aux_loss=self.reg_lambda * reg)
@@ -190,8 +224,12 @@ def build_stagin(
     attn_dropout: float = 0.1,
     reg_lambda: float = 1e-5,
     gnn: str = "dense",
-) -> STAGIN:
-    return STAGIN(
+    node_features: str = "onehot",
+    linear_path: bool = True,
+    linear_gate: float = 0.1,
+    linear_l2: float = 0.0,
+) -> nn.Module:
+    deep = STAGIN(
         n_rois,
         n_windows,
         n_classes,
@@ -204,4 +242,6 @@ def build_stagin(
         attn_dropout=attn_dropout,
         reg_lambda=reg_lambda,
         gnn=gnn,  # type: ignore[arg-type]
+        node_features=node_features,  # type: ignore[arg-type]
     )
+    return maybe_linear_path(deep, n_rois, n_classes, linear_path, linear_gate, linear_l2)

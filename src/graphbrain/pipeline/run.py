@@ -83,6 +83,9 @@ def _classifier_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
     name, params = _model_args(cfg)
     conn = dict(cfg.get("connectome", {}))
     _check_keys("connectome", conn, CONNECTOME_KEYS)
+    crops = (cfg.get("predict") or {}).get("crops")
+    if crops is not None and conn.get("predict_crops") is None:
+        conn["predict_crops"] = crops  # predict.crops: which crops of a scan are scored
     if cfg.get("cache_dir") and "cache_dir" not in conn:
         conn["cache_dir"] = str(Path(cfg["cache_dir"]) / "connectomes")
     return {
@@ -146,11 +149,9 @@ def run_pipeline(
     if len(cohort) == 0:
         raise ConfigError(f"no usable subjects in the cohort ({len(cohort.excluded)} excluded)")
     kwargs = _classifier_kwargs(cfg)
-    if get_model_spec(kwargs["model"]).input == "dynamic_fc" and not kwargs["connectome"].get("n_timepoints"):
-        # One crop length for every fold (the shortest scan), so each fold sees the same
-        # number of windows and attention maps line up. Scan length is acquisition
-        # metadata, not data values or labels: using it for all folds leaks nothing.
-        kwargs["connectome"]["n_timepoints"] = int(min(s.n_timepoints for s in cohort))
+    # Dynamic-FC models take whole scans of any length (connectome.n_timepoints=min or an
+    # int crops every scan to a common length instead); attention records are aligned to
+    # each subject's own windows and NaN-padded to the longest scan (see TorchClassifier.explain).
     cv_cfg = dict(cfg["cv"])
     _check_keys("cv", cv_cfg, CV_KEYS)
     labels = cohort.labels
@@ -205,6 +206,13 @@ def run_pipeline(
     for k, parts in attn_parts.items():
         if len({p.shape[1:] for p in parts}) == 1 and len(parts) == len(folds):
             attention[k] = np.concatenate(parts, axis=0)
+        elif len({p.ndim for p in parts}) == 1 and len(parts) == len(folds):
+            # window axes differ between folds (scans of different lengths): NaN-pad to the longest
+            shape = tuple(max(p.shape[d] for p in parts) for d in range(1, parts[0].ndim))
+            padded = [np.full((p.shape[0], *shape), np.nan, dtype=np.float32) for p in parts]
+            for dst, p in zip(padded, parts):
+                dst[(slice(None), *(slice(0, n) for n in p.shape[1:]))] = p
+            attention[k] = np.concatenate(padded, axis=0)
         else:
             log.warning("attention %r has different shapes across folds; not kept", k)
     timings["total_s"] = time.perf_counter() - t_start

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,14 @@ from graphbrain.training.estimator import (
     static_features,
 )
 from graphbrain.training.splits import inner_split
-from graphbrain.training.trainer import DynamicFCSet, TensorSet, Trainer, train_config
+from graphbrain.training.trainer import (
+    PREDICT_CROPS,
+    DynamicFCSet,
+    TensorSet,
+    Trainer,
+    split_meta,
+    train_config,
+)
 
 WEIGHTS_FILE = "weights.safetensors"
 TRANSFORMER_FILE = "transformer.safetensors"
@@ -64,6 +72,8 @@ CONNECTOME_DEFAULTS: dict[str, Any] = {
     "window": 50,
     "window_seconds": None,
     "stride": 3,
+    "stride_seconds": None,
+    "predict_crops": "cover",
     "n_timepoints": None,
     "top_percent": None,
     "random_crop": True,
@@ -164,21 +174,27 @@ class TorchClassifier(CohortClassifier):
         ids = np.asarray(cohort.ids)
         if self._spec.input == "dynamic_fc":
             ts = cohort.timeseries()
-            if fit:
-                self._fit_dynamic(cohort, ts)
-            t = int(self.n_timepoints_)  # type: ignore[arg-type]
-            for s in cohort:
-                if s.n_timepoints < t:
+            win, st = self._subject_windows(cohort)
+            for s, w in zip(cohort, win):
+                if s.n_timepoints < w:
                     raise DataError(
-                        f"scan has {s.n_timepoints} time points, fewer than the {t} the model "
-                        f"uses (connectome.n_timepoints); it cannot be windowed the same way",
+                        f"scan has {s.n_timepoints} time points, fewer than one window of {w} "
+                        f"(connectome.window / window_seconds); it cannot be windowed",
                         source=s.id,
                         reason="too_short",
                     )
+            if fit:
+                self._fit_dynamic(cohort, ts, win, st)
+            static = self._static_fc(cohort, fit=fit)
             return DynamicFCSet(
-                ts, labels, ids, n_timepoints=t, window=int(self.window_), stride=int(self.stride_),  # type: ignore[arg-type]
-                random_crop=bool(self._conn("random_crop")),
+                ts, labels, ids, window=win, stride=st, crop_length=self.n_timepoints_,
+                n_windows_max=self.n_windows_, random_crop=bool(self._conn("random_crop")), static=static,
+                predict_crops=str(self._conn("predict_crops")), fisher_z=bool(self._conn("fisher_z")),
             )
+        return TensorSet({"fc": self._static_fc(cohort, fit=fit)}, labels, ids)
+
+    def _static_fc(self, cohort: Cohort, *, fit: bool) -> np.ndarray:
+        """Standardised static FC ``(N, R, R)`` float32 from the in-fold fitted transformer."""
         fc, transformer = static_features(
             cohort, self._new_transformer() if fit else self.transformer, fit=fit, vectorize=False
         )
@@ -190,7 +206,7 @@ class TorchClassifier(CohortClassifier):
         fc = np.nan_to_num(np.asarray(fc, dtype=np.float64))
         if fit:
             self._fit_scaler(fc)
-        return TensorSet({"fc": self._scale(fc).astype(np.float32)}, labels, ids)
+        return self._scale(fc).astype(np.float32)
 
     def _fit_scaler(self, fc: np.ndarray) -> None:
         """Per-edge mean / sd over the training cohort passed to ``fit`` (never test data)."""
@@ -210,24 +226,62 @@ class TorchClassifier(CohortClassifier):
         z[..., np.arange(r), np.arange(r)] = 0.0
         return z
 
-    def _fit_dynamic(self, cohort: Cohort, ts: list[np.ndarray]) -> None:
-        if self.connectome.get("window_seconds") is not None:
-            trs = [s.tr for s in cohort if s.tr]
-            if not trs:
-                raise ConfigError("connectome.window_seconds needs the subjects' repetition time (tr)")
-            window = seconds_to_timepoints(float(self.connectome["window_seconds"]), float(np.median(trs)))
+    def _subject_windows(self, cohort: Cohort) -> tuple[np.ndarray, np.ndarray]:
+        """Window and stride in TRs per subject: ``window_seconds`` / ``stride_seconds``
+        are converted with each subject's own TR (sites with different TRs get windows of
+        the same duration); otherwise ``window`` / ``stride`` TRs for everyone."""
+        n = len(cohort)
+        out = []
+        for key in ("window", "stride"):
+            secs = self.connectome.get(f"{key}_seconds")
+            if secs is None:
+                out.append(np.full(n, int(self._conn(key)), dtype=np.int64))
+                continue
+            vals = []
+            for s in cohort:
+                if not s.tr:
+                    raise ConfigError(
+                        f"connectome.{key}_seconds needs each subject's repetition time (tr); subject "
+                        f"{s.id!r} has none. Set connectome.{key}_seconds=null and connectome.{key} in TRs"
+                    )
+                vals.append(seconds_to_timepoints(float(secs), float(s.tr)))
+            out.append(np.asarray(vals, dtype=np.int64))
+        return out[0], out[1]
+
+    def _fit_dynamic(self, cohort: Cohort, ts: list[np.ndarray], win: np.ndarray, st: np.ndarray) -> None:
+        """Crop length and the model's window count from the training cohort.
+
+        ``connectome.n_timepoints``: ``null`` (default) whole scans of any length, ``"min"``
+        the shortest training scan, or an int (TRs); ``train.crop_length`` (TRs) is the
+        random training crop when ``n_timepoints`` is null. ``n_windows_`` is the largest
+        number of windows a training crop has; longer scans are scored as crops of that
+        many windows at prediction (``connectome.predict_crops``).
+        """
+        nt = self.connectome.get("n_timepoints")
+        if nt == "min":
+            crop: int | None = min(x.shape[0] for x in ts)
+        elif nt is not None:
+            try:
+                crop = int(nt)
+            except (TypeError, ValueError):
+                raise ConfigError(f"connectome.n_timepoints must be null, 'min' or an int, got {nt!r}") from None
         else:
-            window = int(self._conn("window"))
-        stride = int(self._conn("stride"))
-        t = int(self.connectome.get("n_timepoints") or min(x.shape[0] for x in ts))
-        w = count_windows(t, window, stride)
+            crop = self.train_cfg.get("crop_length")
+        lens = [x.shape[0] if crop is None else min(x.shape[0], crop) for x in ts]
+        w = max(count_windows(int(L), int(a), int(b)) for L, a, b in zip(lens, win, st))
         if w == 0:
             raise DataError(
-                f"{t} time points are fewer than the window length {window}; lower connectome.window",
+                f"crops of {crop} time points are shorter than the window length {int(win.max())}; "
+                "lower connectome.window or raise the crop length",
                 source=cohort.name,
                 reason="too_short",
             )
-        self.n_timepoints_, self.window_, self.stride_, self.n_windows_ = t, window, stride, w
+        pc = str(self._conn("predict_crops"))
+        if pc not in PREDICT_CROPS:
+            raise ConfigError(f"connectome.predict_crops (predict.crops) must be one of {PREDICT_CROPS}, got {pc!r}")
+        self.n_timepoints_, self.n_windows_ = crop, w
+        self.window_ = int(win[0]) if len(set(win.tolist())) == 1 else None
+        self.stride_ = int(st[0]) if len(set(st.tolist())) == 1 else None
         self.n_rois_ = cohort.n_rois
 
     def _labels_for(self, cohort: Cohort) -> np.ndarray:
@@ -245,7 +299,9 @@ class TorchClassifier(CohortClassifier):
             np.arange(len(cohort)), y, val_fraction=float(self.train_cfg["val_fraction"]), seed=self.seed,
             groups=cohort.participants,
         )
-        train_set, val_set = data.subset(fit_idx), data.subset(val_idx)
+        k = int(self.train_cfg["crops_per_subject"])
+        train_set = data.subset(fit_idx, repeats=k) if isinstance(data, DynamicFCSet) else data.subset(fit_idx)
+        val_set = data.subset(val_idx)
         self.val_ids_ = [cohort.ids[i] for i in val_idx]
         torch.manual_seed(self.seed)
         self.model = self._build_model()
@@ -266,11 +322,107 @@ class TorchClassifier(CohortClassifier):
         return proba
 
     def explain(self, cohort: Cohort) -> dict[str, np.ndarray]:
-        """The model's attention record per subject (e.g. ``"spatial"`` ``(N, W, R)``)."""
+        """The model's attention record per subject, rows aligned with ``cohort``.
+
+        Static-FC models: the model's attention tensors (e.g. ``"node"`` ``(N, R)``).
+        Dynamic-FC models: for every window axis (``"spatial"`` ``(N, W, R)``,
+        ``"temporal"`` ``(N, W)``, ``"temporal_matrix"`` ``(N, W, W)``), windows are indexed
+        on each subject's own scan (window ``w`` starts at TR ``w * stride``); a window's
+        value is the mean over the prediction crops (``connectome.predict_crops``) that
+        contain it (``"temporal"`` then renormalised to sum to 1 over the subject's windows),
+        and ``W`` is the largest window count in ``cohort``: windows past the end of a
+        shorter scan are NaN.
+        """
         model = self._check_fitted()
         data = self._dataset(cohort, self._labels_for(cohort), fit=False)
-        _, att = self._trainer(inference=True).predict(model, data, attention=True)
+        trainer = self._trainer(inference=True)
+        if not isinstance(data, DynamicFCSet):
+            _, att = trainer.predict(model, data, attention=True)
+            return att
+        return self._explain_dynamic(model, data, trainer)
+
+    def _explain_dynamic(self, model: torch.nn.Module, data: DynamicFCSet, trainer: Trainer) -> dict[str, np.ndarray]:
+        axes = dict(getattr(getattr(model, "deep", model), "window_axes", {}))
+        n, w_all = len(data), int(data.subject_windows.max())
+        sums: dict[str, np.ndarray] = {}
+        counts: dict[str, np.ndarray] = {}
+        other: dict[str, list[np.ndarray]] = {}
+        rng = np.random.default_rng(0)
+        was_training = model.training
+        model.eval()
+        model.to(trainer.device)
+        bs = int(self.train_cfg["batch_size"])
+        with torch.inference_mode():
+            for lo in range(0, n, bs):
+                idx = np.arange(lo, min(n, lo + bs))
+                inputs, meta = split_meta(data.batch(idx, train=False, rng=rng, device=trainer.device))
+                out = model(inputs)
+                crop_of = meta["crop_of"].cpu().numpy() + lo
+                start = meta["window_start"].cpu().numpy()
+                n_w = inputs["mask"].sum(1).cpu().numpy()
+                for key, val in out.attention.items():
+                    v = val.float().cpu().numpy()
+                    ax = axes.get(key)
+                    if ax is None:  # no window axis: mean over crops
+                        other.setdefault(key, []).append((crop_of, v))  # type: ignore[arg-type]
+                        continue
+                    shape = tuple(w_all if (d - 1) in ax else v.shape[d] for d in range(1, v.ndim))
+                    if key not in sums:
+                        sums[key] = np.zeros((n, *shape))
+                        counts[key] = np.zeros((n, *shape))
+                    for c in range(v.shape[0]):
+                        sl = [slice(None)] * (v.ndim - 1)
+                        for a in ax:
+                            sl[a] = slice(int(start[c]), int(start[c] + n_w[c]))
+                        src = [slice(None)] * (v.ndim - 1)
+                        for a in ax:
+                            src[a] = slice(0, int(n_w[c]))
+                        sums[key][(int(crop_of[c]), *sl)] += v[(c, *src)]
+                        counts[key][(int(crop_of[c]), *sl)] += 1.0
+        model.train(was_training)
+        att = {}
+        for key in sums:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                att[key] = np.where(counts[key] > 0, sums[key] / np.maximum(counts[key], 1), np.nan).astype(np.float32)
+        if "temporal" in att and axes.get("temporal") == (0,):
+            # a distribution over the subject's windows again (overlapping crops each summed to 1)
+            att["temporal"] = att["temporal"] / np.nansum(att["temporal"], axis=1, keepdims=True)
+        for key, parts in other.items():
+            rows = np.concatenate([p[0] for p in parts])
+            vals = np.concatenate([p[1] for p in parts])
+            tot = np.zeros((n, *vals.shape[1:]))
+            np.add.at(tot, rows, vals)
+            att[key] = (tot / np.bincount(rows, minlength=n).reshape(-1, *[1] * (vals.ndim - 1))).astype(np.float32)
         return att
+
+    # -- interface for explanation / ensemble code -------------------------------------
+    @property
+    def input_key(self) -> str:
+        """The batch tensor that gradient attributions are taken with respect to:
+        ``"dfc"`` (sliding-window FC) for dynamic models, ``"fc"`` for static ones."""
+        return "dfc" if self._spec.input == "dynamic_fc" else "fc"
+
+    def input_batches(
+        self, cohort: Cohort, batch_size: int = 32
+    ) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+        """Model inputs for ``cohort``, in order: ``(row indices into cohort, batch)``.
+
+        ``clf.model(batch)`` returns a :class:`~graphbrain.models.base.ModelOutput`.
+        Dynamic models get each whole scan as one crop (any length), zero-padded, with
+        ``batch["mask"]`` ``(B, W)`` (True = real window) and the standardised static FC
+        ``batch["fc"]``; static models get ``batch["fc"]`` ``(B, R, R)``. Tensors are on
+        the classifier's device (CPU when no GPU), without gradients.
+        """
+        model = self._check_fitted()
+        data = self._dataset(cohort, self._labels_for(cohort), fit=False)
+        if isinstance(data, DynamicFCSet):
+            data.predict_crops = "whole"
+        device = next(model.parameters()).device
+        rng = np.random.default_rng(0)
+        for lo in range(0, len(cohort), int(batch_size)):
+            idx = np.arange(lo, min(len(cohort), lo + int(batch_size)))
+            inputs, _ = split_meta(data.batch(idx, train=False, rng=rng, device=device))
+            yield idx, inputs
 
     def history(self) -> list[dict[str, Any]]:
         return list(self._history)

@@ -46,7 +46,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from graphbrain.connectome.dynamic import sliding_window_fc
+from graphbrain.connectome.dynamic import n_windows as count_windows
+from graphbrain.connectome.ragged import cover_crops, pad_timeseries, ragged_window_fc
 from graphbrain.errors import ConfigError
 from graphbrain.models.base import ModelOutput
 
@@ -68,6 +69,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "progress": True,
     "log_dir": None,
     "monitor": "val_auroc",
+    "crop_length": None,
+    "crops_per_subject": 1,
 }
 MONITORS = ("val_loss", "val_auroc", "val_accuracy")
 
@@ -99,6 +102,13 @@ def train_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
         raise ConfigError(f"train.device must be 'auto', 'cpu' or 'cuda[:N]', got {out['device']!r}")
     if out["monitor"] not in MONITORS:
         raise ConfigError(f"train.monitor must be one of {MONITORS}, got {out['monitor']!r}")
+    if out["crop_length"] is not None:
+        if int(out["crop_length"]) < 2:
+            raise ConfigError(f"train.crop_length must be >= 2 time points or null, got {out['crop_length']}")
+        out["crop_length"] = int(out["crop_length"])
+    if int(out["crops_per_subject"]) < 1:
+        raise ConfigError(f"train.crops_per_subject must be >= 1, got {out['crops_per_subject']}")
+    out["crops_per_subject"] = int(out["crops_per_subject"])
     cw = out["class_weight"]
     if not (cw in (None, "none", "balanced") or isinstance(cw, list | tuple)):
         raise ConfigError(f"train.class_weight must be 'balanced', 'none' or a list, got {cw!r}")
@@ -201,11 +211,34 @@ class TensorSet:
         return {k: v.index_select(0, idx).to(device, non_blocking=True) for k, v in self.tensors.items()}
 
 
-class DynamicFCSet:
-    """Time series -> sliding-window FC ``"dfc"`` ``(B, W, R, R)`` per batch, on the device.
+PREDICT_CROPS = ("cover", "whole", "first")
+META_KEYS = ("crop_of", "window_start")
 
-    Every subject is cropped to ``n_timepoints``: from the start for evaluation, from a
-    random start (``random_crop``) while training, as STAGIN does.
+
+class DynamicFCSet:
+    """Time series of any length -> padded sliding-window FC per batch, on the device.
+
+    Subject ``i`` has its own window / stride in TRs (``window``, ``stride``: one value or
+    one per subject, e.g. from ``window_seconds`` and the subject's TR). A batch holds
+    ``"dfc"`` ``(B, W, R, R)`` and ``"mask"`` ``(B, W)`` (True = real window, see
+    :func:`graphbrain.connectome.ragged.ragged_window_fc`), the zero-padded
+    ``"timeseries"`` ``(B, T, R)`` and, when ``static`` is given, the static FC ``"fc"``
+    ``(B, R, R)``.
+
+    Training batches (``train=True``): a crop of ``crop_length`` TRs per subject (from a
+    random start when ``random_crop``, else from the start; the whole scan when it is
+    shorter or ``crop_length`` is None). With ``repeats=k`` the set lists every subject
+    ``k`` times (``train.crops_per_subject``: ``k`` random crops per epoch).
+
+    Evaluation batches (``train=False``): ``predict_crops`` decides which crops of each
+    subject's own window grid are scored: ``"cover"`` (default) the whole scan when it
+    has at most ``n_windows_max`` windows, otherwise runs of ``n_windows_max`` windows
+    with a step of half a run, the last one ending at the scan's end; ``"whole"`` the
+    whole scan as one crop; ``"first"`` the first ``n_windows_max`` windows only (the
+    old behaviour). The batch then has one row per crop and two extra keys that are not
+    model inputs: ``"crop_of"`` (position of the crop's subject in ``index``) and
+    ``"window_start"`` (index of the crop's first window on the subject's grid); the
+    :class:`Trainer` averages class probabilities over the crops of a subject.
     """
 
     def __init__(
@@ -214,35 +247,113 @@ class DynamicFCSet:
         labels: np.ndarray,
         ids: np.ndarray | None,
         *,
-        n_timepoints: int,
-        window: int,
-        stride: int,
+        window: int | np.ndarray,
+        stride: int | np.ndarray,
+        crop_length: int | None = None,
+        n_windows_max: int | None = None,
         random_crop: bool = True,
+        static: np.ndarray | None = None,
+        predict_crops: str = "cover",
+        fisher_z: bool = False,
+        repeats: int = 1,
+        n_timepoints: int | None = None,
     ) -> None:
         self.timeseries = [np.ascontiguousarray(t, dtype=np.float32) for t in timeseries]
-        self.labels = np.asarray(labels, dtype=np.int64)
-        self.ids = np.asarray(ids) if ids is not None else np.arange(len(self.labels)).astype(str)
-        self.n_timepoints, self.window, self.stride, self.random_crop = n_timepoints, window, stride, random_crop
+        n = len(self.timeseries)
+        self.base_labels = np.asarray(labels, dtype=np.int64)
+        self.base_ids = np.asarray(ids) if ids is not None else np.arange(n).astype(str)
+        self.window = np.broadcast_to(np.asarray(window, dtype=np.int64), (n,)).copy()
+        self.stride = np.broadcast_to(np.asarray(stride, dtype=np.int64), (n,)).copy()
+        self.crop_length = crop_length if crop_length is not None else n_timepoints
+        self.n_timepoints = self.crop_length  # old name
+        self.random_crop, self.fisher_z = random_crop, fisher_z
+        self.static = None if static is None else torch.as_tensor(np.ascontiguousarray(static, dtype=np.float32))
+        if predict_crops not in PREDICT_CROPS:
+            raise ConfigError(f"predict.crops must be one of {PREDICT_CROPS}, got {predict_crops!r}")
+        self.predict_crops = predict_crops
+        self.subject_windows = np.array(
+            [count_windows(t.shape[0], int(self.window[i]), int(self.stride[i])) for i, t in enumerate(self.timeseries)],
+            dtype=np.int64,
+        )
+        if n_windows_max is None:
+            lens = [t.shape[0] if self.crop_length is None else min(t.shape[0], self.crop_length) for t in self.timeseries]
+            n_windows_max = max(count_windows(int(L), int(self.window[i]), int(self.stride[i])) for i, L in enumerate(lens))
+        self.n_windows_max = int(n_windows_max)
+        self.repeats = int(repeats)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.tile(self.base_labels, self.repeats)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return np.tile(self.base_ids, self.repeats)
 
     def __len__(self) -> int:
-        return len(self.timeseries)
+        return len(self.timeseries) * self.repeats
 
-    def subset(self, index: np.ndarray) -> DynamicFCSet:
-        idx = np.asarray(index, dtype=np.int64)
-        return DynamicFCSet(
-            [self.timeseries[i] for i in idx], self.labels[idx], self.ids[idx],
-            n_timepoints=self.n_timepoints, window=self.window, stride=self.stride, random_crop=self.random_crop,
-        )
+    def subset(self, index: np.ndarray, *, repeats: int = 1) -> DynamicFCSet:
+        idx = np.asarray(index, dtype=np.int64) % len(self.timeseries)
+        out = DynamicFCSet.__new__(DynamicFCSet)
+        out.__dict__.update(self.__dict__)
+        out.timeseries = [self.timeseries[i] for i in idx]
+        out.base_labels, out.base_ids = self.base_labels[idx], self.base_ids[idx]
+        out.window, out.stride, out.subject_windows = self.window[idx], self.stride[idx], self.subject_windows[idx]
+        out.static = None if self.static is None else self.static.index_select(0, torch.as_tensor(idx))
+        out.repeats = int(repeats)
+        return out
+
+    def crops(self, i: int) -> list[tuple[int, int]]:
+        """Window ranges ``[start, stop)`` of subject ``i`` scored at evaluation."""
+        w = int(self.subject_windows[i])
+        if self.predict_crops == "whole":
+            return [(0, w)]
+        if self.predict_crops == "first":
+            return [(0, min(w, self.n_windows_max))]
+        return cover_crops(w, self.n_windows_max)
 
     def batch(self, index: np.ndarray, *, train: bool, rng: np.random.Generator, device: torch.device) -> dict[str, torch.Tensor]:
-        t = self.n_timepoints
-        crops = []
-        for i in np.asarray(index):
-            ts = self.timeseries[int(i)]
-            start = int(rng.integers(0, ts.shape[0] - t + 1)) if (train and self.random_crop) else 0
-            crops.append(ts[start : start + t])
-        x = torch.as_tensor(np.stack(crops)).to(device, non_blocking=True)
-        return {"dfc": sliding_window_fc(x, self.window, self.stride, backend="torch"), "timeseries": x}
+        n = len(self.timeseries)
+        subj, segs, crop_of, wstart = [], [], [], []
+        for pos, v in enumerate(np.asarray(index, dtype=np.int64)):
+            i = int(v) % n
+            ts = self.timeseries[i]
+            if train:
+                length = ts.shape[0] if self.crop_length is None else min(self.crop_length, ts.shape[0])
+                start = int(rng.integers(0, ts.shape[0] - length + 1)) if self.random_crop else 0
+                subj.append(i)
+                segs.append(ts[start : start + length])
+                continue
+            win, st = int(self.window[i]), int(self.stride[i])
+            for a, b in self.crops(i):
+                subj.append(i)
+                segs.append(ts[a * st : (b - 1) * st + win])
+                crop_of.append(pos)
+                wstart.append(a)
+        x, lengths = pad_timeseries(segs, device=device)
+        sidx = np.asarray(subj, dtype=np.int64)
+        dfc, mask = ragged_window_fc(x, lengths, self.window[sidx], self.stride[sidx], fisher_z=self.fisher_z)
+        out = {"dfc": dfc, "mask": mask, "timeseries": x}
+        if self.static is not None:
+            out["fc"] = self.static.index_select(0, torch.as_tensor(sidx)).to(device, non_blocking=True)
+        if not train:
+            out["crop_of"] = torch.as_tensor(crop_of, dtype=torch.int64, device=device)
+            out["window_start"] = torch.as_tensor(wstart, dtype=torch.int64, device=device)
+        return out
+
+
+def split_meta(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(model inputs, bookkeeping keys such as ``"crop_of"``) of a dataset batch."""
+    meta = {k: batch[k] for k in META_KEYS if k in batch}
+    return {k: v for k, v in batch.items() if k not in META_KEYS}, meta
+
+
+def average_crops(logits: torch.Tensor, crop_of: torch.Tensor, n: int) -> torch.Tensor:
+    """Per-crop logits ``(K, C)`` -> log of the mean class probability over each subject's crops ``(n, C)``."""
+    p = torch.softmax(logits.float(), dim=1)
+    total = p.new_zeros(n, p.shape[1]).index_add_(0, crop_of, p)
+    count = torch.bincount(crop_of, minlength=n).clamp_min(1).to(p.dtype).unsqueeze(1)
+    return torch.log((total / count).clamp_min(1e-12))
 
 
 @dataclass
@@ -429,8 +540,14 @@ class Trainer:
         rng = np.random.default_rng(0)
         logits, att_parts = [], {}
         for idx in self._batches(len(dataset), None):
-            out = self._forward(model, dataset.batch(idx, train=False, rng=rng, device=self.device))
-            logits.append(out.logits.float().cpu())
+            inputs, meta = split_meta(dataset.batch(idx, train=False, rng=rng, device=self.device))
+            out = self._forward(model, inputs)
+            lg = out.logits.float()
+            if "crop_of" in meta:  # several crops per subject: mean probability over them
+                if attention and lg.shape[0] != len(idx):
+                    raise ConfigError("attention records of crop-averaged predictions: use TorchClassifier.explain")
+                lg = average_crops(lg, meta["crop_of"], len(idx))
+            logits.append(lg.cpu())
             if attention:
                 for k, v in out.attention.items():
                     att_parts.setdefault(k, []).append(v.float().cpu().numpy())
