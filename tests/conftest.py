@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from graphbrain.data import Cohort, make_synthetic_cohort
+
+# Hypothesis keeps its example database and failure patches in .hypothesis/ of the
+# working directory at import time (the checkout): keep them in a temporary folder.
+set_hypothesis_home_dir(os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY") or tempfile.mkdtemp(prefix="hypothesis-"))
+
+# tools/mutation.py runs the tests with --hypothesis-profile=mutation: reproducible
+# examples, no example database written to disk.
+settings.register_profile("mutation", derandomize=True, database=None, deadline=None)
 
 # One torch thread: on a loaded 2-core CI machine, 2 threads spin-wait and run far slower.
 torch.set_num_threads(1)

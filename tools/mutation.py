@@ -1,0 +1,185 @@
+"""Mutation testing of the science-critical modules with mutmut 3.
+
+Each module is mutated in its own scratch copy of the checkout (``src/``, ``tests/``,
+``pyproject.toml`` and a generated ``setup.cfg``), never in the repository, and only
+the tests that exercise it are run against each mutant. A mutant is *killed* when a
+test fails; a *surviving* mutant is a change to the code that no test notices.
+
+Usage (CPU heavy: run it in the background, niced, with a time limit)::
+
+    nice -n 10 timeout 7200 python tools/mutation.py splits static \\
+        --json /tmp/mutation.json --workdir /tmp/mutation
+    python tools/mutation.py estimator --sample 60     # a seeded random sample of mutants
+    python tools/mutation.py --list                    # the known module keys
+
+The JSON file gets, per module: killed / survived / timeout / other counts, the
+mutation score ``killed / (killed + survived + timeout...)`` over the mutants run,
+the seconds taken, and the names of surviving mutants (``mutmut show NAME`` in the
+work folder prints the diff).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# module key -> (file to mutate, tests that must kill its mutants)
+MODULES: dict[str, tuple[str, list[str]]] = {
+    "splits": (
+        "src/graphbrain/training/splits.py",
+        ["tests/training/test_splits_metrics.py", "tests/training/test_group_splits.py", "tests/test_properties.py"],
+    ),
+    "estimator": (
+        "src/graphbrain/training/estimator.py",
+        [
+            "tests/training/test_precomputed_fc.py",
+            "tests/training/test_leakage_spy.py",
+            "tests/test_safe_loading.py",
+            "tests/training/test_fingerprint.py",
+            "tests/pipeline/test_pipeline.py",
+        ],
+    ),
+    "torch_estimator": (
+        "src/graphbrain/training/torch_estimator.py",
+        [
+            "tests/training/test_torch_estimator.py",
+            "tests/training/test_leakage_spy.py",
+            "tests/test_safe_loading.py",
+            "tests/training/test_fingerprint.py",
+        ],
+    ),
+    "static": (
+        "src/graphbrain/connectome/static.py",
+        ["tests/connectome/test_static.py", "tests/test_properties.py"],
+    ),
+    "dynamic": (
+        "src/graphbrain/connectome/dynamic.py",
+        ["tests/connectome/test_dynamic.py", "tests/test_properties.py"],
+    ),
+    "diagnose": ("src/graphbrain/kg/diagnose.py", ["tests/kg/test_diagnose.py"]),
+}
+
+STATUS = re.compile(r"^\s*(\S+): (.+)$")
+
+
+def _prepare(work: Path, target: str, tests: list[str]) -> None:
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    text = (ROOT / "pyproject.toml").read_text()
+    # mutmut reads [tool.mutmut] from pyproject first; we configure it in setup.cfg only
+    (work / "pyproject.toml").write_text(re.sub(r"(?ms)^\[tool\.mutmut\].*?(?=^\[)", "", text))
+    existing = [t for t in tests if (work / t).exists()]
+    (work / "setup.cfg").write_text(
+        "[mutmut]\n"
+        "source_paths = src/graphbrain\n"
+        f"only_mutate = {target}\n"
+        "pytest_add_cli_args_test_selection =\n"
+        + "".join(f"    {t}\n" for t in existing)
+        + "pytest_add_cli_args =\n    -x\n    -q\n    -p\n    no:cacheprovider\n"
+        "    --hypothesis-profile=mutation\n"
+        "process_isolation = forkserver\n"
+        "use_git_change_detection = false\n"
+    )
+
+
+def _results(work: Path, env: dict[str, str]) -> dict[str, str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        cwd=work, env=env, capture_output=True, text=True,
+    ).stdout
+    found = {}
+    for line in out.splitlines():
+        m = STATUS.match(line)
+        if m:
+            found[m.group(1)] = m.group(2).strip()
+    return found
+
+
+def run_module(key: str, work_root: Path, *, sample: int | None, seed: int, max_children: int) -> dict:
+    target, tests = MODULES[key]
+    work = work_root / key
+    _prepare(work, target, tests)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+    t0 = time.perf_counter()
+    names: list[str] = []
+    if sample is not None:
+        # generate the mutants without testing any (no name matches), then draw a sample
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1", "no-such-mutant"],
+                       cwd=work, env=env, capture_output=True, text=True)
+        every = sorted(_results(work, env))
+        random.Random(seed).shuffle(every)
+        names = sorted(every[:sample])
+    proc = subprocess.run(
+        [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *names],
+        cwd=work, env=env, capture_output=True, text=True,
+    )
+    seconds = time.perf_counter() - t0
+    status = _results(work, env)
+    if names:
+        status = {k: v for k, v in status.items() if k in set(names)}
+    counts: dict[str, int] = {}
+    for v in status.values():
+        counts[v] = counts.get(v, 0) + 1
+    killed = counts.get("killed", 0)
+    checked = sum(n for s, n in counts.items() if s not in ("not checked", "skipped"))
+    return {
+        "module": target,
+        "tests": tests,
+        "sampled": sample,
+        "counts": counts,
+        "mutants_run": checked,
+        "score": killed / checked if checked else None,
+        "seconds": round(seconds, 1),
+        "survived": sorted(k for k, v in status.items() if v == "survived"),
+        "returncode": proc.returncode,
+        "log_tail": (proc.stdout + proc.stderr)[-2000:],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("modules", nargs="*", help=f"module keys: {', '.join(MODULES)}")
+    ap.add_argument("--sample", type=int, default=None, help="run a seeded random sample of N mutants")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-children", type=int, default=1, help="parallel mutant workers (default 1)")
+    ap.add_argument("--workdir", default="/tmp/graphbrain-mutation", help="scratch folder (not the repo)")
+    ap.add_argument("--json", default=None, help="append results to this JSON file")
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args(argv)
+    if args.list or not args.modules:
+        for k, (f, t) in MODULES.items():
+            print(f"{k:16} {f}  <- {', '.join(t)}")
+        return 0
+    work_root = Path(args.workdir).resolve()
+    if ROOT in work_root.parents or work_root == ROOT:
+        ap.error("--workdir must be outside the repository")
+    results = {}
+    if args.json and Path(args.json).exists():
+        results = json.loads(Path(args.json).read_text())
+    for key in args.modules:
+        if key not in MODULES:
+            ap.error(f"unknown module {key!r}; known: {', '.join(MODULES)}")
+        r = run_module(key, work_root, sample=args.sample, seed=args.seed, max_children=args.max_children)
+        results[key] = r
+        score = "n/a" if r["score"] is None else f"{100 * r['score']:.1f} %"
+        print(f"{key}: {score} killed of {r['mutants_run']} mutants in {r['seconds']:.0f} s; {r['counts']}", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
