@@ -136,9 +136,15 @@ def cmd_paths(args: argparse.Namespace) -> int:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     kg = _kg(args)
-    res = kg.diagnose(args.findings, top_k=args.top_k, max_hops=args.max_hops)
+    rels = [r for x in args.relations or [] for r in x.split(",") if r.strip()] or None
+    res = kg.diagnose(args.findings, top_k=args.top_k, max_hops=args.max_hops, finding_relations=rels)
     _emit(args, res.to_dict(), res.table())
-    return 0
+    problems = res.problems()
+    if problems:  # say why findings did not count; no candidate at all is a failure
+        for msg in problems:
+            print(f"graphbrain kg diagnose: {'error' if not res.candidates else 'warning'}: {msg}",
+                  file=sys.stderr)
+    return 0 if res.candidates else 1
 
 
 def cmd_sparql(args: argparse.Namespace) -> int:
@@ -233,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("findings", nargs="+", help="finding ids, codes or names")
     dg.add_argument("--top-k", type=int, default=10)
     dg.add_argument("--max-hops", type=int, default=3, choices=[1, 2, 3])
+    dg.add_argument(
+        "--relations", action="append", metavar="NAME[=head|tail|either]",
+        help="finding relations (repeat or comma-separate; =END names the disease end); "
+        "default: the known ones in the graph (has_symptom, has_manifestation, manifestation_of ...)",
+    )
     dg.set_defaults(func=cmd_diagnose)
 
     sp = sub.add_parser("sparql", parents=[common], help="run a read-only SPARQL query")

@@ -15,27 +15,142 @@ Path types, best first (``R`` is a finding relation such as ``has_symptom``)::
 
 Everything runs on integer CSR arrays built once per graph (:class:`DiagnosisIndex`);
 evidence paths are rebuilt only for the ``top_k`` answers.
+
+Finding relations work on any graph: :data:`FINDING_RELATIONS` maps the relation names of the
+Disease Ontology, HPO and UMLS (``has_manifestation``, ``manifestation_of``,
+``has_finding_site``, ``finding_site_of``, ``clinically_associated_with`` ...) to the end that
+is the disease (``"head"``, ``"tail"`` or ``"either"``). By default :func:`diagnose` uses the
+ones present in the graph; ``finding_relations=`` (CLI ``--relations``) chooses others. A
+graph without any finding relation raises :class:`DiagnosisError`; findings that reach no
+disease are listed in :attr:`DiagnosisResult.unlinked`.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graphbrain.errors import DataError
 from graphbrain.kg.backends.memory import MemoryBackend, _gather
 from graphbrain.kg.lookup import normalise_text
-from graphbrain.kg.model import DISEASE_TUIS, IS_A
+from graphbrain.kg.model import DISEASE_TUIS, IS_A, check_relation_name
 from graphbrain.kg.paths import Path
 
 if TYPE_CHECKING:
     from graphbrain.kg.graph import KnowledgeGraph
 
 DEFAULT_FINDING_RELATIONS = ("has_symptom", "has_phenotype", "located_in", "has_feature")
+
+DISEASE_ENDS = ("head", "tail", "either")
+# relation type -> the end that is the disease. UMLS names are MRREL RELA values as read by
+# read_rrf (a row becomes CUI2 -RELA-> CUI1, so "D has_manifestation F" has the disease at the head).
+FINDING_RELATIONS: dict[str, str] = {
+    # Disease Ontology, HPO, graphbrain
+    "has_symptom": "head",
+    "has_phenotype": "head",
+    "located_in": "head",
+    "has_feature": "head",
+    "symptom_of": "tail",
+    "phenotype_of": "tail",
+    # UMLS (SNOMED CT, NCI, MedDRA ... relation attributes)
+    "has_manifestation": "head",
+    "manifestation_of": "tail",
+    "has_finding_site": "head",
+    "finding_site_of": "tail",
+    "has_associated_finding": "head",
+    "associated_finding_of": "tail",
+    "has_associated_morphology": "head",
+    "associated_morphology_of": "tail",
+    "disease_has_finding": "head",
+    "is_finding_of_disease": "tail",
+    "disease_may_have_finding": "head",
+    "may_be_finding_of_disease": "tail",
+    "has_sign_or_symptom": "head",
+    "sign_or_symptom_of": "tail",
+    "disease_has_associated_anatomic_site": "head",
+    "is_associated_anatomic_site_of": "tail",
+    "disease_has_primary_anatomic_site": "head",
+    "is_primary_anatomic_site_of_disease": "tail",
+    "disease_has_abnormal_cell": "head",
+    "abnormal_cell_affected_by_disease": "tail",
+    "clinically_associated_with": "either",
+}
+
+
+class DiagnosisError(DataError):
+    """Diagnosis cannot run on this graph as asked (no finding relation, unknown relation)."""
+
+
+def detect_finding_relations(relation_types: Iterable[str]) -> dict[str, str]:
+    """The built-in finding relations among ``relation_types``, with their disease end."""
+    return {r: FINDING_RELATIONS[r] for r in sorted(set(relation_types)) if r in FINDING_RELATIONS}
+
+
+def finding_relation_spec(
+    spec: Sequence[str] | Mapping[str, str] | str | None, relation_types: Iterable[str]
+) -> tuple[tuple[str, str], ...]:
+    """Normalise ``finding_relations`` to sorted ``(relation, disease_end)`` pairs, checked
+    against the graph's ``relation_types``.
+
+    ``spec``: ``None`` (auto-detect from :data:`FINDING_RELATIONS`), names (``"NAME"`` or
+    ``"NAME=head|tail|either"``; the disease end of a name not in the built-in map is the
+    head) or a mapping name -> disease end.
+    """
+    available = sorted(set(relation_types))
+    if spec is None:
+        found = detect_finding_relations(available)
+        if not found:
+            raise DiagnosisError(
+                "this graph has no finding relation that diagnosis knows "
+                f"({', '.join(sorted(FINDING_RELATIONS))}); its relation types are "
+                f"{', '.join(available) or 'none'}. Name the relations that link diseases to "
+                "findings with finding_relations=[...] (CLI: --relations NAME[=head|tail|either])",
+                reason="no_finding_relation",
+            )
+        return tuple(sorted(found.items()))
+    if isinstance(spec, str):
+        spec = [spec]
+    items: list[tuple[str, str]] = []
+    if isinstance(spec, Mapping):
+        items = [(str(k), str(v)) for k, v in spec.items()]
+    else:
+        for x in spec:
+            name, sep, end = str(x).partition("=")
+            name = name.strip()
+            items.append((name, end.strip() if sep else FINDING_RELATIONS.get(name, "head")))
+    if not items:
+        raise DiagnosisError("finding_relations is empty; pass None to auto-detect", reason="empty")
+    for name, end in items:
+        check_relation_name(name)
+        if end not in DISEASE_ENDS:
+            raise DiagnosisError(
+                f"the disease end of {name!r} must be one of {DISEASE_ENDS}, got {end!r}",
+                reason="bad_direction",
+            )
+    missing = sorted({n for n, _ in items} - set(available))
+    if missing:
+        raise DiagnosisError(
+            f"finding relation(s) {', '.join(missing)} not in this graph; its relation types are "
+            f"{', '.join(available) or 'none'}",
+            reason="unknown_relation",
+        )
+    return tuple(sorted(set(items)))
+
+
+def _pairs(finding_relations: Iterable[Any]) -> list[tuple[str, str]]:
+    out = []
+    for x in finding_relations:
+        if isinstance(x, str):
+            out.append((x, FINDING_RELATIONS.get(x, "head")))
+        else:
+            name, end = x
+            out.append((str(name), str(end)))
+    return out
 
 _TYPES = ("direct", "specific", "inherited", "general", "inherited2", "sibling")
 _W = {"direct": 1.0, "specific": 0.8, "inherited": 0.7, "general": 0.5, "inherited2": 0.5}
@@ -79,18 +194,41 @@ class DiagnosisResult:
     findings: list[Finding]
     unresolved: list[str]
     candidates: list[Candidate] = field(default_factory=list)
+    unlinked: list[Finding] = field(default_factory=list)  # resolved, but reach no disease
+    finding_relations: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "findings": [f.__dict__ for f in self.findings],
             "unresolved": self.unresolved,
+            "unlinked": [f.concept_id for f in self.unlinked],
+            "finding_relations": self.finding_relations,
             "candidates": [c.to_dict() for c in self.candidates],
         }
+
+    def problems(self) -> list[str]:
+        """Why findings did not count (empty when every finding reached a disease)."""
+        out = []
+        if self.unresolved:
+            out.append("no concept matches " + ", ".join(repr(q) for q in self.unresolved))
+        if self.unlinked:
+            rels = ", ".join(self.finding_relations) or "none"
+            out.append(
+                "linked to no disease through the finding relations (" + rels + "): "
+                + ", ".join(f"{f.name} [{f.concept_id}]" for f in self.unlinked)
+            )
+        if not self.candidates:
+            out.append("no candidate disease")
+        return out
 
     def table(self) -> str:
         lines = ["findings: " + ", ".join(f"{f.name} [{f.concept_id}]" for f in self.findings)]
         if self.unresolved:
             lines.append("unresolved: " + ", ".join(self.unresolved))
+        if self.unlinked:
+            lines.append("linked to no disease: " + ", ".join(f.name for f in self.unlinked))
+        if not self.candidates:
+            lines.append("no candidate disease (" + "; ".join(self.problems()[:-1] or ["-"]) + ")")
         for c in self.candidates:
             lines.append(f"{c.rank:>3}. {c.name} [{c.concept_id}]  score={c.score:.3f}")
             lines.extend(f"       {t}" for t in c.evidence_text)
@@ -113,17 +251,35 @@ class DiagnosisIndex:
         tuis = set(disease_tuis)
         sty_ok = np.array([t.tui in tuis for t in cols.semantic_types] + [False], dtype=bool)
         self.is_disease = np.array([bool(sty_ok[t].any()) if t else False for t in cols.types], dtype=bool)
-        codes = [mem.relation_code(r) for r in finding_relations]
-        codes = [c for c in codes if c >= 0]
-        fr_mask = np.isin(cols.relation, np.array(codes, dtype=np.int32)) & self.is_disease[cols.head]
-        fe = np.flatnonzero(fr_mask).astype(np.int32)
+        self.finding_relations = dict(_pairs(finding_relations))
+        ends = {"head": [], "tail": []}  # type: dict[str, list[int]]
+        for name, end in self.finding_relations.items():
+            c = mem.relation_code(name)
+            if c >= 0:
+                for e in (("head", "tail") if end == "either" else (end,)):
+                    ends[e].append(c)
+        sel = {
+            e: np.flatnonzero(np.isin(cols.relation, np.array(c, dtype=np.int32))).astype(np.int32)
+            for e, c in ends.items()
+        }
+        if not self.is_disease.any():  # untyped graph: the disease end of a directed finding edge
+            for name, end in self.finding_relations.items():
+                c = mem.relation_code(name)
+                if c >= 0 and end != "either":
+                    e = np.flatnonzero(cols.relation == c)
+                    self.is_disease[(cols.head if end == "head" else cols.tail)[e]] = True
+        # (edge, disease, finding) for both orientations; keep edges whose disease end is a disease
+        fe = np.concatenate([sel["head"], sel["tail"]])
+        dis = np.concatenate([cols.head[sel["head"]], cols.tail[sel["tail"]]]).astype(np.int64)
+        fnd = np.concatenate([cols.tail[sel["head"]], cols.head[sel["tail"]]]).astype(np.int64)
+        keep = self.is_disease[dis] if dis.size else np.zeros(0, dtype=bool)
+        fe, dis, fnd = fe[keep], dis[keep], fnd[keep]
         # finding -> diseases CSR (with edge ids, for evidence)
-        order = np.lexsort((cols.head[fe], cols.tail[fe]))
-        fe = fe[order]
-        self.f_edges = fe
-        self.f_dis = cols.head[fe].astype(np.int64)
+        order = np.lexsort((dis, fnd))
+        self.f_edges = fe[order]
+        self.f_dis = dis[order]
         self.f_ptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(cols.tail[fe], minlength=n), out=self.f_ptr[1:])
+        np.cumsum(np.bincount(fnd, minlength=n), out=self.f_ptr[1:])
         # is_a both ways
         isa = mem.relation_code(IS_A)
         ie = np.flatnonzero(cols.relation == isa).astype(np.int32) if isa >= 0 else np.zeros(0, np.int32)
@@ -289,9 +445,14 @@ def diagnose(
     *,
     max_hops: int = 3,
     fuzzy: bool = True,
-    finding_relations: Sequence[str] | None = None,
+    finding_relations: Sequence[str] | Mapping[str, str] | str | None = None,
 ) -> DiagnosisResult:
-    """Rank diseases explaining ``findings`` (concept ids, codes, names or free text)."""
+    """Rank diseases explaining ``findings`` (concept ids, codes, names or free text).
+
+    ``finding_relations``: the relations linking diseases to findings (see
+    :func:`finding_relation_spec`); default: the built-in ones present in the graph.
+    Raises :class:`DiagnosisError` when the graph has none of them.
+    """
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     if max_hops not in (1, 2, 3):
@@ -299,7 +460,8 @@ def diagnose(
     items = [findings] if isinstance(findings, str) else list(findings)
     if not items:
         raise ValueError("diagnose needs at least one finding")
-    idx = kg.diagnosis_index(tuple(finding_relations) if finding_relations else DEFAULT_FINDING_RELATIONS)
+    spec = finding_relation_spec(finding_relations, kg.memory().relation_types())
+    idx = kg.diagnosis_index(spec)
     mem = idx.mem
     resolved: list[Finding] = []
     unresolved: list[str] = []
@@ -309,11 +471,16 @@ def diagnose(
             unresolved.append(q)
         elif all(f.concept_id != r.concept_id for r in resolved):
             resolved.append(f)
-    result = DiagnosisResult(resolved, unresolved)
+    result = DiagnosisResult(resolved, unresolved, finding_relations=dict(spec))
     if not resolved:
         return result
     fnodes = [mem.index[f.concept_id] for f in resolved]
     order, total, per = idx.rank(fnodes, top_k, max_hops)
+    for f, fi, (s, _) in zip(resolved, fnodes, per):
+        reach = s * idx.is_disease
+        reach[fi] = 0.0
+        if not reach.any():
+            result.unlinked.append(f)
     names = mem.columns.names
     for rank, d in enumerate(order.tolist(), start=1):
         matched, ev = [], []
