@@ -5,6 +5,11 @@ returns class probabilities ``(N, C)`` from ``predict_proba``. Everything it lea
 from data (connectome reference, scaler, model weights) is learned in ``fit``, so the
 pipeline fitting it on the training fold only is what guarantees no leakage.
 
+Every classifier records the ROI set it was trained on (:func:`roi_fingerprint`: the ROI
+count, names and a SHA-256 of the names) and refuses a cohort with other ROIs, even with
+the same count (:func:`check_rois`): a model trained on one atlas never silently scores
+another. Cohorts without ROI names are checked by count only (with a warning).
+
 Persistence is pickle-free: ``save(dir)`` writes ``classifier.json`` (type, model
 name, parameters) and ``arrays.safetensors`` / ``weights.safetensors``;
 :func:`load_classifier` reads them back without executing code from the files.
@@ -12,7 +17,9 @@ name, parameters) and ``arrays.safetensors`` / ``weights.safetensors``;
 
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,85 @@ from graphbrain.errors import ConfigError, DataError
 from graphbrain.models import get_model_spec
 
 CLASSIFIER_FILE = "classifier.json"
+
+
+def _cohort_roi_names(cohort: Cohort) -> list[str] | None:
+    """The cohort's ROI names (cohort-level, else the subjects'); refuses mixed ROI sets."""
+    if cohort.roi_names is not None:
+        return [str(n) for n in cohort.roi_names]
+    named = [s for s in cohort if s.roi_names is not None]
+    if not named:
+        return None
+    first = [str(n) for n in named[0].roi_names]  # type: ignore[union-attr]
+    for s in named[1:]:
+        if [str(n) for n in s.roi_names] != first:  # type: ignore[union-attr]
+            raise DataError(
+                f"subjects {named[0].id!r} and {s.id!r} have different ROI names (different atlases?)",
+                source=s.source or s.id,
+                reason="roi_mismatch",
+            )
+    return first
+
+
+def roi_fingerprint(cohort: Cohort) -> dict[str, Any]:
+    """``{"n_rois", "roi_names", "sha256"}`` of the cohort's ROI set (names ``None`` if unknown)."""
+    names = _cohort_roi_names(cohort)
+    digest = None
+    if names is not None:
+        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
+        if len(names) != cohort.n_rois:
+            raise DataError(
+                f"{len(names)} ROI names for {cohort.n_rois} ROIs", source=cohort.name, reason="roi_mismatch"
+            )
+    else:
+        warnings.warn(
+            f"cohort {cohort.name!r} has no ROI names: the trained model can only check the ROI "
+            "count of cohorts it predicts on, not that they use the same atlas",
+            UserWarning,
+            stacklevel=3,
+        )
+    return {"n_rois": int(cohort.n_rois), "roi_names": names, "sha256": digest}
+
+
+def _short(names: list[str]) -> str:
+    return repr(names) if len(names) <= 6 else f"[{', '.join(map(repr, names[:6]))}, ... ({len(names)} ROIs)]"
+
+
+def check_rois(trained: dict[str, Any] | None, cohort: Cohort) -> None:
+    """Refuse ``cohort`` when its ROIs differ from the ``trained`` fingerprint.
+
+    Different counts are always refused; different names (or order) are refused when
+    both sides have names; a side without names is checked by count (with a warning).
+    """
+    if trained is None:
+        return
+    n = int(cohort.n_rois)
+    if n != int(trained["n_rois"]):
+        raise DataError(
+            f"the model was trained on {trained['n_rois']} ROIs, this cohort has {n}",
+            source=cohort.name,
+            reason="roi_mismatch",
+        )
+    mine = trained.get("roi_names")
+    theirs = _cohort_roi_names(cohort)
+    if mine is None or theirs is None:
+        if mine is not None or theirs is not None:
+            warnings.warn(
+                f"cannot verify that cohort {cohort.name!r} uses the training atlas: "
+                f"{'it' if theirs is None else 'the model'} has no ROI names (ROI count checked only)",
+                UserWarning,
+                stacklevel=3,
+            )
+        return
+    if list(mine) != list(theirs):
+        i = next(i for i, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b)
+        raise DataError(
+            f"the cohort's ROIs differ from those the model was trained on (a different atlas or "
+            f"ROI order?): trained on {_short(list(mine))}, cohort has {_short(list(theirs))}; "
+            f"first difference at ROI {i}: {mine[i]!r} vs {theirs[i]!r}",
+            source=cohort.name,
+            reason="roi_mismatch",
+        )
 
 
 class CohortClassifier(ABC):
@@ -116,12 +202,14 @@ class SklearnClassifier(CohortClassifier):
         self.transformer: ConnectivityTransformer | None = None
         self.scaler: StandardScaler | None = None
         self.model: Any = None
+        self.rois_: dict[str, Any] | None = None
 
     def _new_transformer(self) -> ConnectivityTransformer:
         c = self.connectome
         return ConnectivityTransformer(
             kind=c.get("kind", "correlation"),
             estimator=c.get("estimator", "ledoit_wolf"),
+            engine=c.get("engine") or "graphbrain",
             fisher_z=bool(c.get("fisher_z", False)),
             vectorize=True,
             cache_dir=c.get("cache_dir"),
@@ -131,22 +219,28 @@ class SklearnClassifier(CohortClassifier):
         y = cohort.labels
         if len(np.unique(y)) < 2:
             raise DataError("the training cohort has a single class", source=cohort.name, reason="one_class")
+        self.rois_ = roi_fingerprint(cohort)
         X, self.transformer = static_features(cohort, self._new_transformer(), fit=True)
         self.scaler = StandardScaler().fit(X)
         self.model = self._spec.builder(**self.model_params)
         self.model.fit(self.scaler.transform(X), y)
         return self
 
-    def decision_function(self, cohort: Cohort) -> np.ndarray:
+    def _features(self, cohort: Cohort) -> np.ndarray:
+        """Standardised FC features of a cohort to score (after the ROI-set check)."""
         if self.model is None or self.scaler is None:
             raise ConfigError("classifier is not fitted")
+        check_rois(self.rois_, cohort)
         X, _ = static_features(cohort, self.transformer, fit=False)
-        return self.model.decision_function(self.scaler.transform(X))
+        return self.scaler.transform(X)
+
+    def decision_function(self, cohort: Cohort) -> np.ndarray:
+        X = self._features(cohort)
+        return self.model.decision_function(X)
 
     def predict_proba(self, cohort: Cohort) -> np.ndarray:
         if hasattr(self.model, "predict_proba"):
-            X, _ = static_features(cohort, self.transformer, fit=False)
-            return self.model.predict_proba(self.scaler.transform(X))  # type: ignore[union-attr]
+            return self.model.predict_proba(self._features(cohort))
         # Margin models (linear SVM): a logistic squashing of the margin; ranks are exact,
         # probabilities are not calibrated.
         score = self.decision_function(cohort)
@@ -172,8 +266,7 @@ class SklearnClassifier(CohortClassifier):
         edges touching it.
         """
         w = self.edge_weights()
-        X, _ = static_features(cohort, self.transformer, fit=False)
-        z = self.scaler.transform(X)  # type: ignore[union-attr]
+        z = self._features(cohort)
         r = w.shape[0]
         contrib = np.zeros((len(cohort), r, r))
         contrib[:, *np.tril_indices(r, -1)] = z * w[np.tril_indices(r, -1)]
@@ -203,6 +296,7 @@ class SklearnClassifier(CohortClassifier):
                 "model_params": self.model_params,
                 "connectome": self.connectome,
                 "transformer": tparams,
+                "rois": self.rois_,
             },
         )
 
@@ -212,6 +306,7 @@ class SklearnClassifier(CohortClassifier):
         meta = json.loads((d / CLASSIFIER_FILE).read_text())
         arrays = load_file(str(d / "arrays.safetensors"))
         clf = cls(meta["model"], meta["model_params"], meta["connectome"])
+        clf.rois_ = meta.get("rois")
         if meta.get("transformer") is not None:
             t_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("transformer.")}
             clf.transformer = ConnectivityTransformer.from_state(meta["transformer"], t_arrays)
@@ -242,6 +337,10 @@ def build_classifier(
     spec = get_model_spec(model)
     if spec.kind == "sklearn":
         return SklearnClassifier(model, model_params, connectome)
+    if spec.kind == "ensemble":
+        from graphbrain.training.ensemble import EnsembleClassifier
+
+        return EnsembleClassifier(**dict(model_params or {}), connectome=connectome, train=train, seed=seed)
     from graphbrain.training.torch_estimator import TorchClassifier
 
     return TorchClassifier(model, model_params=model_params, connectome=connectome, train=train, seed=seed)
@@ -260,4 +359,16 @@ def load_classifier(directory: str | Path) -> CohortClassifier:
         from graphbrain.training.torch_estimator import TorchClassifier
 
         return TorchClassifier.load(d)
+    if kind == "ensemble":
+        from graphbrain.training.ensemble import EnsembleClassifier
+
+        return EnsembleClassifier.load(d)
+    if kind == "adapted":
+        from graphbrain.training.harmonize import AdaptedClassifier
+
+        return AdaptedClassifier.load(d)
+    if kind == "search":
+        from graphbrain.training.search import SearchClassifier
+
+        return SearchClassifier.load(d)
     raise ConfigError(f"{path}: unknown classifier type {kind!r}")

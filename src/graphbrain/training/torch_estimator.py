@@ -50,6 +50,8 @@ from graphbrain.training.estimator import (
     CLASSIFIER_FILE,
     CohortClassifier,
     _write_json,
+    check_rois,
+    roi_fingerprint,
     static_features,
 )
 from graphbrain.training.splits import inner_split
@@ -128,6 +130,7 @@ class TorchClassifier(CohortClassifier):
         self.window_: int | None = None
         self.stride_: int | None = None
         self._history: list[dict[str, Any]] = []
+        self.rois_: dict[str, Any] | None = None
         self.val_ids_: list[str] = []
 
     # -- configuration -------------------------------------------------------------------
@@ -171,6 +174,10 @@ class TorchClassifier(CohortClassifier):
 
     # -- inputs --------------------------------------------------------------------------
     def _dataset(self, cohort: Cohort, labels: np.ndarray, *, fit: bool) -> TensorSet | DynamicFCSet:
+        if fit:
+            self.rois_ = roi_fingerprint(cohort)  # the atlas this model is trained on
+        else:
+            check_rois(self.rois_, cohort)  # refuse another atlas, even with the same ROI count
         ids = np.asarray(cohort.ids)
         if self._spec.input == "dynamic_fc":
             ts = cohort.timeseries()
@@ -457,6 +464,7 @@ class TorchClassifier(CohortClassifier):
                 "window": self.window_,
                 "stride": self.stride_,
                 "classes": np.asarray(self.classes_).tolist(),
+                "rois": self.rois_,
                 "transformer": tparams,
                 "history": self._history,
             },
@@ -481,6 +489,7 @@ class TorchClassifier(CohortClassifier):
         clf.window_ = meta["window"]
         clf.stride_ = meta["stride"]
         clf.classes_ = np.asarray(meta["classes"])
+        clf.rois_ = meta.get("rois")
         clf._history = meta.get("history", [])
         if (d / SCALER_FILE).exists():
             sc = load_numpy(str(d / SCALER_FILE))
