@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from graphbrain.errors import ConfigError
 
-ModelKind = Literal["sklearn", "torch"]
-ModelInput = Literal["static_fc", "dynamic_fc"]
+ModelKind = Literal["sklearn", "torch", "ensemble"]
+ModelInput = Literal["static_fc", "dynamic_fc", "members"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,23 @@ def get_model_spec(name: str) -> ModelSpec:
         return _MODELS[name]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}") from None
+
+
+def _ensemble_builder(**params: Any) -> Any:
+    """Ensemble of registered models (members=[...], seeds, combine=mean|stack)."""
+    raise ConfigError(
+        "model 'ensemble' is built by graphbrain.training.build_classifier (it combines fitted "
+        "classifiers, not torch modules); the registry only lists it"
+    )
+
+
+# kind "ensemble": combines other registered models; built in the training room
+# (graphbrain.training.ensemble), listed here so that `graphbrain models` and the config
+# checks know the name.
+_MODELS["ensemble"] = ModelSpec(
+    "ensemble", "ensemble", "members", _ensemble_builder,
+    "Ensemble of registered models: members=[...], seeds per member, combine=mean|stack",
+)
 
 
 def _ensure_loaded() -> None:

@@ -27,11 +27,12 @@ from graphbrain.pipeline.config import build_config
 from graphbrain.pipeline.result import PipelineResult
 from graphbrain.training import (
     binary_metrics,
-    build_classifier,
     load_classifier,
     make_folds,
     summarize,
 )
+from graphbrain.training.harmonize import adapt_loaded
+from graphbrain.training.search import SearchClassifier, fold_classifier
 from graphbrain.training.torch_estimator import CONNECTOME_DEFAULTS
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,47 @@ def _classifier_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _fold_classifier(kwargs: dict[str, Any], cfg: Mapping[str, Any]) -> Any:
+    """The classifier fitted in each training fold: multimodal models (fusion room) or
+    :func:`graphbrain.training.search.fold_classifier` (adaptation, search)."""
+    from graphbrain.fusion.factory import MULTIMODAL_MODELS, build_multimodal
+
+    if kwargs["model"] in MULTIMODAL_MODELS:
+        if (cfg.get("search") or {}).get("enabled") or cfg.get("adapt") not in (None, "none"):
+            raise ConfigError(f"model={kwargs['model']} does not support search or adapt yet")
+        return build_multimodal(**kwargs)
+    return fold_classifier(kwargs, adapt=cfg.get("adapt"), adapt_covariates=cfg.get("adapt_covariates"),
+                           search=cfg.get("search"))
+
+
+def _load_any_classifier(directory: Path) -> Any:
+    from graphbrain.fusion.factory import load_multimodal
+
+    return load_multimodal(directory) or load_classifier(directory)
+
+
+def _kg_reading(cfg: Mapping[str, Any], cohort: Cohort, attention: Mapping[str, np.ndarray],
+                subject_ids: Sequence[str]) -> pd.DataFrame | None:
+    """``kg_reading.enabled``: each subject's top attributed ROIs read through the KG."""
+    kr = dict(cfg.get("kg_reading") or {})
+    if not kr.get("enabled"):
+        return None
+    from graphbrain.fusion.kg_features import map_rois_to_kg, read_label_table, roi_label_texts
+    from graphbrain.fusion.reading import kg_reading, roi_attribution
+    from graphbrain.kg import KnowledgeGraph
+
+    att = roi_attribution(dict(attention))
+    if att is None:
+        log.warning("kg_reading: the model keeps no ROI attribution; nothing to read")
+        return None
+    names = cohort.roi_names or [str(i) for i in range(att.shape[1])]
+    table = read_label_table(kr["atlas_labels"]) if kr.get("atlas_labels") else None
+    kg = KnowledgeGraph.load(kr["kg"]) if kr.get("kg") else KnowledgeGraph.default()
+    mapping = map_rois_to_kg(roi_label_texts(names, table), kg, roi_names=names, mapping=kr.get("mapping"))
+    return kg_reading(att, mapping, kg, list(subject_ids), top_rois=int(kr.get("top_rois", 5)),
+                      top_k=int(kr.get("top_k", 3)))
+
+
 def run_pipeline(
     config: Mapping[str, Any] | None = None,
     *,
@@ -110,6 +152,8 @@ def run_pipeline(
     cohort: Cohort | None = None,
     overrides: Sequence[str] = (),
     progress: bool | None = None,
+    adapt: str | None = None,
+    search: Mapping[str, Any] | None = None,
 ) -> PipelineResult:
     """Cross-validated classification of a cohort; returns (and saves) a PipelineResult.
 
@@ -124,6 +168,12 @@ def run_pipeline(
         cohort: an already-loaded cohort (then ``data`` is only recorded).
         overrides: Hydra-style overrides, e.g. ``["cv.n_splits=5"]``.
         progress: show progress bars (default: configured ``progress``).
+        adapt: label-free site adaptation of static FC (``none`` | ``site`` | ``combat``):
+            test-fold sites not in the training fold are adapted with their own subjects'
+            features only (see :mod:`graphbrain.training.harmonize`).
+        search: the ``search`` section (``{"enabled": True, "n_trials": 20, ...}``):
+            Optuna search on inner folds of each training fold; the chosen settings land
+            in ``config.yaml`` under ``search.chosen`` and all trials in ``search.parquet``.
 
     Example:
         >>> result = run_pipeline(model="logreg", cv="stratified", output_dir=None)
@@ -135,6 +185,10 @@ def run_pipeline(
         groups["seed"] = seed
     if progress is not None:
         groups["progress"] = progress
+    if adapt is not None:
+        groups["adapt"] = adapt
+    if search is not None:
+        groups["search"] = dict(search)
     if output_dir != "__default__":
         groups["output_dir"] = None if output_dir is None else str(output_dir)
     cfg = build_config(config, overrides=overrides, **groups)
@@ -170,11 +224,19 @@ def run_pipeline(
     hist_parts: list[pd.DataFrame] = []
     ids = np.asarray(cohort.ids)
     sites = cohort.sites
+    search_chosen: dict[str, Any] = {}
+    search_parts: list[pd.DataFrame] = []
+    fold_models: dict[tuple[int, str], Any] = {}  # explain=true: kept for explanations, saved in models/
     for fold in tqdm(folds, desc=f"{kwargs['model']} folds", disable=not show):
         t0 = time.perf_counter()
         train_c, test_c = cohort.subset(fold.train), cohort.subset(fold.test)
-        clf = build_classifier(**kwargs)
+        clf = _fold_classifier(kwargs, cfg)
         clf.fit(train_c)
+        if cfg.get("explain"):
+            fold_models[(int(fold.repeat), fold.name)] = clf
+        if isinstance(clf, SearchClassifier):  # search.enabled: the setting chosen on inner folds
+            search_chosen[fold.name] = clf.chosen_
+            search_parts.append(clf.trials_frame().assign(fold=fold.name))
         proba = np.asarray(clf.predict_proba(test_c))[:, 1]
         seconds = time.perf_counter() - t0
         m = binary_metrics(labels[fold.test], proba)
@@ -194,6 +256,9 @@ def run_pipeline(
                 }
             )
         )
+        if hasattr(clf, "prediction_columns"):  # e.g. which modalities each fusion prediction had
+            for col, val in clf.prediction_columns(test_c).items():
+                rows[-1][col] = val
         for k, v in clf.explain(test_c).items():
             attn_parts.setdefault(k, []).append(np.asarray(v, dtype=np.float32))
         hist = clf.history()
@@ -217,6 +282,8 @@ def run_pipeline(
             log.warning("attention %r has different shapes across folds; not kept", k)
     timings["total_s"] = time.perf_counter() - t_start
     predictions = pd.concat(rows, ignore_index=True)
+    if search_chosen:
+        cfg["search"]["chosen"] = search_chosen
     result = PipelineResult(
         config=cfg,
         metrics=summarize(per_fold),
@@ -228,9 +295,34 @@ def run_pipeline(
         history=pd.concat(hist_parts, ignore_index=True) if hist_parts else pd.DataFrame(),
         timings=timings,
     )
+    result.kg_reading = _kg_reading(cfg, cohort, attention, predictions["subject_id"].tolist())
     if cfg.get("output_dir"):
         result.save(cfg["output_dir"])
+        if search_parts:
+            pd.concat(search_parts, ignore_index=True).to_parquet(Path(cfg["output_dir"]) / "search.parquet", index=False)
+    if cfg.get("explain"):
+        _explain_run(result, cohort, fold_models, cfg)
     return result
+
+
+def _explain_run(result: PipelineResult, cohort: Cohort, fold_models: dict[tuple[int, str], Any], cfg: Mapping[str, Any]) -> None:
+    """explain=true: save each fold's model in output_dir/models/ and write output_dir/explain/."""
+    from graphbrain.explain.attribution import MODELS_DIR, fold_key
+
+    models = {fold_key(r, f): clf for (r, f), clf in fold_models.items()}
+    result.fold_models = models  # type: ignore[attr-defined]
+    if not cfg.get("output_dir"):
+        log.warning("explain=true without an output_dir: fold models kept on result.fold_models, no report written")
+        return
+    from graphbrain.explain.report import explain_run
+    from graphbrain.pipeline.explain_cmd import CLASS_NAMES, atlas_options
+
+    for key, clf in models.items():
+        if hasattr(clf, "save"):
+            clf.save(Path(cfg["output_dir"]) / MODELS_DIR / key)
+    names = CLASS_NAMES.get(str((cfg.get("data") or {}).get("source")))
+    explain_run(result, cohort, models=models, atlas=atlas_options(dict(cfg)), class_names=names,
+                progress=bool(cfg.get("progress", True)))
 
 
 def train_model(
@@ -259,9 +351,13 @@ def train_model(
         _record_cohort(cfg, cohort, "data" in groups or config is not None)
     if len(cohort) == 0:
         raise ConfigError(f"no usable subjects to train on ({len(cohort.excluded)} excluded)")
-    clf = build_classifier(**_classifier_kwargs(cfg))
+    clf = _fold_classifier(_classifier_kwargs(cfg), cfg)
     clf.fit(cohort)
     d = Path(out)
+    if isinstance(clf, SearchClassifier):
+        cfg["search"]["chosen"] = {"all": clf.chosen_}
+        d.mkdir(parents=True, exist_ok=True)
+        clf.trials_frame().assign(fold="all").to_parquet(d / "search.parquet", index=False)
     clf.save(d / "model")
     (d / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     cohort.phenotypes().to_parquet(d / "training_subjects.parquet", index=False)
@@ -278,8 +374,13 @@ def predict(
     output_dir: str | Path | None = None,
     cohort: Cohort | None = None,
     overrides: Sequence[str] = (),
+    adapt: str | None = None,
 ) -> PipelineResult:
     """Apply a model saved by :func:`train_model` to a new cohort.
+
+    ``adapt="site"`` (or the override ``adapt=site``) standardises each site of the new
+    cohort with its own subjects' FC statistics, no labels read (see
+    :func:`graphbrain.training.harmonize.adapt_loaded`).
 
     Writes ``predictions.parquet`` (and, when the cohort has labels, ``metrics.json``
     with the same keys as a cross-validated run, as one "fold") to ``output_dir``.
@@ -287,9 +388,16 @@ def predict(
     md = Path(model_dir)
     if not (md / "model").is_dir():
         raise ConfigError(f"{md}: not a trained model folder (no model/ inside); create one with `graphbrain train`")
-    clf = load_classifier(md / "model")
+    clf = _load_any_classifier(md / "model")
     cfg = build_config(data=data, overrides=overrides, output_dir=str(output_dir) if output_dir else None)
-    cfg["model"] = yaml.safe_load((md / "config.yaml").read_text()).get("model", {})
+    train_cfg = yaml.safe_load((md / "config.yaml").read_text())
+    cfg["model"] = train_cfg.get("model", {})
+    # adapt=... given now (argument or override): label-free adaptation of the new sites;
+    # otherwise the model's training setting (an adapted model always adapts)
+    if adapt is None and any(o.lstrip("+").startswith("adapt=") for o in overrides):
+        adapt = cfg.get("adapt")
+    clf = adapt_loaded(clf, adapt)
+    cfg["adapt"] = adapt if adapt is not None else train_cfg.get("adapt", "none")
     cfg["model_dir"] = str(md)
     if cohort is None:
         cohort = load_data(cfg["data"])
