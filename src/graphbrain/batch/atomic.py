@@ -61,10 +61,15 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_parquet(path: str | os.PathLike[str], frame: pd.DataFrame) -> Path:
-    """``frame.to_parquet`` (no index) through a temporary file."""
+def write_parquet(path: str | os.PathLike[str], frame: Any) -> Path:
+    """A DataFrame (no index) or a pyarrow Table as Parquet, through a temporary file."""
     buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
+    if isinstance(frame, pd.DataFrame):
+        frame.to_parquet(buf, index=False)
+    else:
+        import pyarrow.parquet as pq
+
+        pq.write_table(frame, buf)
     return write_bytes(path, buf.getvalue())
 
 

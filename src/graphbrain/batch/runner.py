@@ -92,6 +92,10 @@ class BatchResult:
             raise ConfigError(f"unknown table {name!r}; tables: {TABLES}")
         return pd.read_parquet(self.output_dir / f"{name}.parquet")
 
+    def features(self) -> tuple[list[str], np.ndarray]:
+        """``(subject_ids, X)``: the usable subjects' vectorised static connectomes."""
+        return read_features(self.output_dir / "features.parquet")
+
     def _row(self, subject_id: str) -> pd.Series:
         rows = self.status[self.status["subject_id"] == subject_id]
         if rows.empty or rows.iloc[0]["status"] != "ok":
@@ -185,6 +189,35 @@ def _failure_outcome(task: SubjectTask, err: BaseException) -> dict[str, Any]:
     return {"status": status, "qc": None, "tsnr": None, "features": None, "error": error, "roi_names": None}
 
 
+def _features_table(ok: list[dict[str, Any]]) -> Any:
+    """index, subject_id, fc: the static connectome's upper triangle (np.triu_indices(R, 1)
+    order) as one fixed-size list column (thousands of scalar columns are slow in Parquet)."""
+    import pyarrow as pa
+
+    mat = np.stack([o["features"] for o in ok]).astype(np.float32)
+    fc = pa.FixedSizeListArray.from_arrays(pa.array(mat.ravel()), mat.shape[1])
+    table = pa.table({
+        "index": pa.array([o["status"]["index"] for o in ok], pa.int64()),
+        "subject_id": pa.array([o["status"]["subject_id"] for o in ok], pa.string()),
+        "fc": fc,
+    })
+    return table
+
+
+def read_features(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """``(subject_ids, X)`` from a ``features.parquet``: X is ``(N, R(R-1)/2)`` float32, rows in
+    file order; ``X[k]`` is the upper triangle (``np.triu_indices(R, 1)``) of subject k's FC."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    ids = table.column("subject_id").to_pylist()
+    col = table.column("fc").combine_chunks()
+    if len(ids) == 0:
+        return ids, np.zeros((0, 0), dtype=np.float32)
+    width = col.type.list_size
+    return ids, col.values.to_numpy(zero_copy_only=False).reshape(len(ids), width).astype(np.float32, copy=False)
+
+
 class _Writer:
     """Buffers outcomes and commits them as one part per ``batch_size`` subjects."""
 
@@ -224,13 +257,7 @@ class _Writer:
             o["status"]["attempt"] = self.attempt
         ok = [o for o in self.buf if o["features"] is not None and o["status"]["status"] == "ok"]
         if ok:
-            n_rois = self.info["n_rois"]
-            iu = np.triu_indices(n_rois, k=1)
-            cols = [f"fc_{i}_{j}" for i, j in zip(*iu, strict=True)]
-            feats = pd.DataFrame(np.stack([o["features"] for o in ok]), columns=cols)
-            feats.insert(0, "subject_id", [o["status"]["subject_id"] for o in ok])
-            feats.insert(0, "index", [o["status"]["index"] for o in ok])
-            atomic.write_parquet(self.parts / f"features-{name}.parquet", feats)
+            atomic.write_parquet(self.parts / f"features-{name}.parquet", _features_table(ok))
         qc = [o["qc"] for o in self.buf if o["qc"] is not None]
         if qc:
             atomic.write_parquet(self.parts / f"qc-{name}.parquet", pd.DataFrame(qc))
