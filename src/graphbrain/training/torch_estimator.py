@@ -72,6 +72,7 @@ CONNECTOME_DEFAULTS: dict[str, Any] = {
     "estimator": "ledoit_wolf",
     "fisher_z": False,
     "window": 50,
+    "engine": "graphbrain",  # static FC: graphbrain's batched kernels or nilearn
     "window_seconds": None,
     "stride": 3,
     "stride_seconds": None,
@@ -160,6 +161,7 @@ class TorchClassifier(CohortClassifier):
             estimator=self._conn("estimator"),
             fisher_z=bool(self._conn("fisher_z")),
             vectorize=False,
+            engine=self._conn("engine"),
             cache_dir=self.connectome.get("cache_dir"),
         )
 
