@@ -221,28 +221,44 @@ def _gradients(clf: Any, cohort: Cohort, method: str, *, n_steps: int = 32, batc
     counts = np.zeros(n, dtype=np.int64)
     try:
         for rows, batch in input_batches(clf, cohort, batch_size):
-            x = batch[key].detach().float()
-            tensors = [(k, v) for k, v in batch.items() if k != key and torch.is_tensor(v)]
-            fixed = {k: v for k, v in batch.items() if k != key and not torch.is_tensor(v)}
+            # Dynamic models with a linear path also read the static FC "fc": it is attributed
+            # too (a second Captum input), so that the attributions cover the whole model.
+            keys = [key, "fc"] if key != "fc" and torch.is_tensor(batch.get("fc")) else [key]
+            xs = tuple(batch[k].detach().float() for k in keys)
+            tensors = [(k, v) for k, v in batch.items() if k not in keys and torch.is_tensor(v)]
+            fixed = {k: v for k, v in batch.items() if k not in keys and not torch.is_tensor(v)}
             names = [k for k, _ in tensors]
+            n_in = len(keys)
 
-            def fwd(inp: Any, *more: Any, _names: list[str] = names, _fixed: dict[str, Any] = fixed) -> Any:
-                b = {**_fixed, **dict(zip(_names, more)), key: inp}
+            def fwd(*args: Any, _names: list[str] = names, _fixed: dict[str, Any] = fixed, _keys: list[str] = keys, _n: int = n_in) -> Any:
+                b = {**_fixed, **dict(zip(_names, args[_n:])), **dict(zip(_keys, args[:_n]))}
                 logits = model(b).logits.float()
                 if logits.shape[1] != 2:
                     raise ConfigError("gradient attributions are implemented for two-class models")
-                return logits[:, 1] - logits[:, 0]
+                # inputs reached only through non-differentiable steps (top-k graphs) get
+                # zero gradient instead of an autograd "unused input" error
+                keep = sum(0.0 * a.reshape(a.shape[0], -1).sum(1) for a in args[:_n])
+                return logits[:, 1] - logits[:, 0] + keep
 
             algo = _captum_method(method, fwd)
             kwargs: dict[str, Any] = {"additional_forward_args": tuple(v for _, v in tensors) or None}
             if method == "integrated_gradients":
-                kwargs.update(baselines=torch.zeros_like(x), n_steps=n_steps, internal_batch_size=max(len(rows), 1) * 4)
+                kwargs.update(
+                    baselines=tuple(torch.zeros_like(x) for x in xs), n_steps=n_steps,
+                    internal_batch_size=max(len(rows), 1) * 4,
+                )
             if method == "saliency":
                 kwargs["abs"] = True
             with torch.enable_grad():
-                a = algo.attribute(x.requires_grad_(True), **kwargs).detach().double().cpu().numpy()
+                att = algo.attribute(tuple(x.clone().requires_grad_(True) for x in xs), **kwargs)
+            att = [t.detach().double().cpu().numpy() for t in att]
+            a = att[0]
             mask = batch.get("mask")
             parts = _reduce_input_attr(a, key, None if mask is None else mask.detach().cpu().numpy())
+            if n_in == 2:  # the linear path's static-FC attribution adds to edges and ROIs
+                static = _reduce_input_attr(att[1], "fc", None)
+                parts["edge"] = parts["edge"] + static["edge"]
+                parts["roi"] = parts["roi"] + static["roi"]
             for j, row in enumerate(rows):
                 row = int(row)
                 counts[row] += 1
@@ -417,15 +433,22 @@ def fold_models(result: Any, cohort: Cohort | None = None, *, refit: bool = True
 
 
 def _classifier_kwargs(cfg: dict[str, Any], cohort: Cohort) -> dict[str, Any]:
-    """Classifier arguments from a saved run configuration (as the pipeline builds them)."""
+    """Classifier arguments from a saved run configuration (as the pipeline builds them).
+
+    Refitting reproduces plain runs; runs with ``adapt`` or ``search`` enabled should be
+    explained from their saved fold models (``explain=true``).
+    """
     from graphbrain.models import get_model_spec
 
     m = dict(cfg.get("model", {}))
     name = m.pop("name")
     conn = dict(cfg.get("connectome", {}) or {})
-    conn.pop("cache_dir", None) if conn.get("cache_dir") is None else None
-    if get_model_spec(name).input == "dynamic_fc" and not conn.get("n_timepoints"):
-        conn["n_timepoints"] = int(min(s.n_timepoints for s in cohort))
+    if get_model_spec(name).kind == "torch":
+        from graphbrain.training.torch_estimator import CONNECTOME_DEFAULTS
+
+        crops = (cfg.get("predict") or {}).get("crops")
+        if crops is not None and "predict_crops" in CONNECTOME_DEFAULTS and conn.get("predict_crops") is None:
+            conn["predict_crops"] = crops
     return {
         "model": name,
         "model_params": m,

@@ -80,6 +80,11 @@ class _Scorer:
                 self.mean = tot / cnt.clamp_min(1).view(-1, *([1] * (tot.dim() - 1)))
             self.r = int(xs[0].shape[-1])
             self.w = int(xs[0].shape[1]) if xs[0].dim() == 4 else None
+            # a dynamic model's linear path reads the static FC "fc": ROIs / edges are
+            # removed from it too, so a deleted edge is gone from every input of the model
+            self.fc_mean = None
+            if self.key != "fc" and all(torch.is_tensor(b.get("fc")) for _, b in self.batches):
+                self.fc_mean = torch.cat([b["fc"].detach().float() for _, b in self.batches]).mean(0)
 
     def n_units(self, unit: str) -> int:
         if unit == "roi":
@@ -120,7 +125,7 @@ class _Scorer:
                 z = x[:, self.il[0], self.il[1]]
                 p = self._linear_proba(z)
             else:
-                p = self._torch_proba(batch, m)
+                p = self._torch_proba(batch, m, unit)
             np.add.at(out, rows, p)
             np.add.at(cnt, rows, 1)
         return out / np.maximum(cnt, 1)
@@ -131,7 +136,7 @@ class _Scorer:
             return model.predict_proba(z)[:, 1]
         return 1.0 / (1.0 + np.exp(-model.decision_function(z)))
 
-    def _torch_proba(self, batch: dict[str, Any], m: np.ndarray) -> np.ndarray:
+    def _torch_proba(self, batch: dict[str, Any], m: np.ndarray, unit: str) -> np.ndarray:
         import torch
 
         x = batch[self.key]
@@ -139,7 +144,11 @@ class _Scorer:
         mean = self.mean[: x.shape[1]] if self.w is not None else self.mean
         with torch.inference_mode():
             xp = torch.where(mt, mean.unsqueeze(0).to(x.dtype), x)
-            logits = self.clf.model({**batch, self.key: xp}).logits.float()
+            new = {**batch, self.key: xp}
+            if self.fc_mean is not None and unit in ("roi", "edge"):
+                fc = batch["fc"]
+                new["fc"] = torch.where(mt[:, 0], self.fc_mean.unsqueeze(0).to(fc.dtype), fc)
+            logits = self.clf.model(new).logits.float()
             return torch.softmax(logits, dim=1)[:, 1].cpu().numpy().astype(np.float64)
 
 
