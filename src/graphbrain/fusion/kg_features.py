@@ -118,7 +118,7 @@ def roi_label_texts(roi_names: Sequence[str], table: Mapping[str, str] | None = 
 def _clean(label: str) -> str:
     s = label.replace("_", " ")
     s = _SIDE.sub(" ", s)
-    s = re.sub(r"\(.*?\)|,.*$", " ", s)  # "Cingulate Gyrus, anterior division" -> "Cingulate Gyrus"
+    s = re.sub(r"\(.*?\)|[,;].*$", " ", s)  # "Cingulate Gyrus; anterior division" -> "Cingulate Gyrus"
     s = re.sub(r"\b(lobule|division|part|pars|sup|inf|mid|med|ant|post|orb|oper|tri)\b", " ", s, flags=re.IGNORECASE)
     return " ".join(s.casefold().split())
 
@@ -213,3 +213,49 @@ def roi_kg_embeddings(mapping: pd.DataFrame, embedding: Any) -> tuple[np.ndarray
         sel = [c for c, p in zip(ids, present) if p]
         feats[present] = np.asarray(embedding.features(sel), dtype=np.float32)
     return feats, present
+
+
+_EMBED_CACHE: dict[tuple[Any, ...], Any] = {}
+
+
+def kg_roi_features(
+    roi_names: Sequence[str],
+    *,
+    labels: str | Path | None = None,
+    embedding: str | Path | None = None,
+    mapping: str | Path | pd.DataFrame | None = None,
+    kg: Any = None,
+    model: str = "transe",
+    dim: int = 16,
+    epochs: int = 30,
+    seed: int = 0,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """``(features (R, D), mapping table)`` for a cohort's ROIs, ready for ``roi_features=``.
+
+    ``labels``: the atlas label table (``value,name``); without it the ROI names are the
+    labels. ``embedding``: a saved :class:`~graphbrain.kg.embeddings.EmbeddingResult`;
+    without it one is trained on the KG (default: the shipped graph) and cached in memory
+    for this process. No subject data is involved, so nothing here can leak labels.
+    """
+    from graphbrain.kg import KnowledgeGraph
+    from graphbrain.kg.embeddings import EmbeddingResult
+
+    kg = kg if kg is not None else KnowledgeGraph.default()
+    texts = roi_label_texts(roi_names, read_label_table(labels) if labels else None)
+    table = map_rois_to_kg(texts, kg, roi_names=roi_names, mapping=mapping)
+    if embedding is not None:
+        emb = EmbeddingResult.load(embedding)
+    else:
+        key = (id(kg), model, dim, epochs, seed)
+        if key not in _EMBED_CACHE:
+            from graphbrain.kg.embeddings import TripleSplit, train_kge, triples_from_kg
+
+            ents, rels, t = triples_from_kg(kg)
+            # Every triple trains (the features are the goal, not link-prediction scores);
+            # a token 8-triple test split keeps train_kge's evaluation step cheap.
+            split = TripleSplit(ents, rels, t, t[:8])
+            _EMBED_CACHE[key] = train_kge(kg, model, dim=dim, epochs=epochs, seed=seed, split=split, progress=False)
+        emb = _EMBED_CACHE[key]
+    feats, present = roi_kg_embeddings(table, emb)
+    table["has_embedding"] = present
+    return feats, table

@@ -3,8 +3,12 @@
 Modalities (``B`` subjects, ``R`` ROIs, ``H`` hidden size)::
 
     connectome  h_c = branch(FC)                      (B, H)   always present
-                branch = "linear": Linear(vec(z-scored FC))  or any registered torch
-                static-FC model built with n_classes=H (its "logits" are the representation)
+                branch = "logreg" (default): Linear(s), s = the decision score of a logistic
+                regression on vec(z-scored FC) fitted in the training fold (training
+                subjects get out-of-fold scores from an inner 5-fold split, so the fusion
+                head never sees over-fitted scores: stacking); "linear": Linear(vec(z-FC))
+                trained end to end; or any registered torch static-FC model built with
+                n_classes=H (its "logits" are the representation)
     KG prior    a_r = softmax_r(w . kg_r),  h_k = sum_r a_r Linear(z-FC row r)   (B, H)
                 (each ROI's KG embedding kg_r sets a prior on which ROIs to read)
     image       h_i = MLP(standardised embedding)     (B, H)   mask m_i
@@ -80,6 +84,7 @@ class FusionNet(nn.Module):
         roi_features: np.ndarray | None = None,
         modality_dropout: float = 0.3,
         dropout: float = 0.2,
+        score_branch: bool = False,
     ) -> None:
         super().__init__()
         if strategy not in STRATEGIES:
@@ -88,7 +93,8 @@ class FusionNet(nn.Module):
         self.modality_dropout = float(modality_dropout)
         self.branch = branch
         n_edges = n_rois * (n_rois - 1) // 2
-        self.linear = nn.Linear(n_edges, hidden) if branch is None else None
+        self.score = nn.Linear(1, hidden) if score_branch else None
+        self.linear = nn.Linear(n_edges, hidden) if branch is None and not score_branch else None
         iu = torch.triu_indices(n_rois, n_rois, 1)
         self.register_buffer("iu", iu, persistent=False)
         self.row = nn.Linear(n_rois, hidden)
@@ -131,7 +137,9 @@ class FusionNet(nn.Module):
         b, device = fc.shape[0], fc.device
         att: dict[str, torch.Tensor] = {}
         aux = None
-        if self.branch is None:
+        if self.score is not None:
+            h_conn = self.score(batch["conn_score"])
+        elif self.branch is None:
             h_conn = self.linear(fc[:, self.iu[0], self.iu[1]])
         else:
             out = self.branch(batch)
@@ -173,15 +181,20 @@ class FusionClassifier(CohortClassifier):
 
     Args:
         strategy: ``concat``, ``gated`` (default) or ``cross_attention``.
-        branch: the connectome branch: ``linear`` (vectorised z-scored FC; also what
-            ``logreg``/``svm`` map to) or any registered torch model taking static FC
+        branch: the connectome branch: ``logreg`` (default: an in-fold logistic regression
+            on vectorised z-scored FC, stacked through out-of-fold scores), ``linear``
+            (trained end to end) or any registered torch model taking static FC
             (``brainnetcnn``, ``bnt``, ``gin`` ...) built with ``n_classes=hidden``.
         branch_params: keyword arguments of the branch model.
         image: an :class:`EmbeddingTable` or a path :func:`read_embeddings` reads;
             subjects absent from it are "image missing". ``None``: no image modality.
         phenotypes: covariate names (``["age", "sex"]``); ``None`` or ``[]``: none.
         roi_features: ``(R, D)`` KG features per ROI (see
-            :func:`graphbrain.fusion.kg_features.roi_kg_embeddings`) or ``None``.
+            :func:`graphbrain.fusion.kg_features.kg_roi_features`) or ``None``.
+        kg_roi: settings of :func:`~graphbrain.fusion.kg_features.kg_roi_features`
+            (``labels``: atlas label table, ``embedding``, ``mapping``, ``dim``, ``epochs``)
+            to compute ``roi_features`` from the training cohort's ROI names at ``fit``;
+            the mapping table and its coverage are kept (``kg_mapping_``, ``kg_coverage_``).
         modality_dropout: probability of hiding a present modality during training.
         hidden: width of every modality representation.
         connectome, train, seed: as for the torch classifiers.
@@ -193,11 +206,12 @@ class FusionClassifier(CohortClassifier):
         self,
         *,
         strategy: str = "gated",
-        branch: str = "linear",
+        branch: str = "logreg",
         branch_params: dict[str, Any] | None = None,
         image: EmbeddingTable | str | Path | None = None,
         phenotypes: list[str] | tuple[str, ...] | None = ("age", "sex"),
         roi_features: np.ndarray | None = None,
+        kg_roi: dict[str, Any] | None = None,
         modality_dropout: float = 0.3,
         hidden: int = 32,
         connectome: dict[str, Any] | None = None,
@@ -206,7 +220,7 @@ class FusionClassifier(CohortClassifier):
     ) -> None:
         if strategy not in STRATEGIES:
             raise ConfigError(f"fusion.strategy must be one of {STRATEGIES}, got {strategy!r}")
-        if branch not in ("linear", "logreg", "svm"):
+        if branch not in ("linear", "logreg"):
             spec = get_model_spec(branch)
             if spec.kind != "torch" or spec.input != "static_fc":
                 raise ConfigError(
@@ -217,12 +231,15 @@ class FusionClassifier(CohortClassifier):
         if not 0.0 <= modality_dropout < 1.0:
             raise ConfigError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
         self.strategy = strategy
-        self.branch = "linear" if branch in ("logreg", "svm") else branch
+        self.branch = branch
         self.branch_params = dict(branch_params or {})
         self.image_source = None if image is None or isinstance(image, EmbeddingTable) else str(image)
         self.image: EmbeddingTable | None = read_embeddings(image) if self.image_source else image  # type: ignore[assignment]
         self.phenotypes = list(phenotypes or [])
         self.roi_features = None if roi_features is None else np.asarray(roi_features, dtype=np.float32)
+        self.kg_roi = dict(kg_roi) if kg_roi else None
+        self.kg_mapping_: Any = None
+        self.kg_coverage_: dict[str, Any] | None = None
         self.modality_dropout = float(modality_dropout)
         self.hidden = int(hidden)
         self.connectome = dict(connectome or {})
@@ -232,6 +249,8 @@ class FusionClassifier(CohortClassifier):
         self.transformer: ConnectivityTransformer | None = None
         self.pheno_enc: PhenotypeEncoder | None = None
         self.fc_mean_ = self.fc_scale_ = self.img_mean_ = self.img_scale_ = None
+        self.stack_coef_: np.ndarray | None = None
+        self.stack_intercept_: float = 0.0
         self.model: FusionNet | None = None
         self.classes_: np.ndarray | None = None
         self.n_rois_: int | None = None
@@ -248,7 +267,24 @@ class FusionClassifier(CohortClassifier):
                                        fisher_z=bool(c.get("fisher_z", False)), vectorize=False,
                                        cache_dir=c.get("cache_dir"))
 
-    def _inputs(self, cohort: Cohort, *, fit: bool) -> dict[str, np.ndarray]:
+    def _stack_scores(self, vec: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        """Logistic-regression decision scores; out-of-fold (inner 5-fold) when fitting."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold
+
+        if y is None:
+            return vec @ self.stack_coef_ + self.stack_intercept_
+        oof = np.zeros(len(vec))
+        k = int(min(5, np.bincount(y).min()))
+        if k < 2:
+            raise DataError("stacking the logreg branch needs >= 2 training subjects per class", reason="too_few")
+        for tr, te in StratifiedKFold(k, shuffle=True, random_state=self.seed).split(vec, y):
+            oof[te] = LogisticRegression(max_iter=2000).fit(vec[tr], y[tr]).decision_function(vec[te])
+        full = LogisticRegression(max_iter=2000).fit(vec, y)
+        self.stack_coef_, self.stack_intercept_ = full.coef_.ravel(), float(full.intercept_[0])
+        return oof
+
+    def _inputs(self, cohort: Cohort, *, fit: bool, y: np.ndarray | None = None) -> dict[str, np.ndarray]:
         fc, tr = static_features(cohort, self._transformer() if fit else self.transformer, fit=fit, vectorize=False)
         fc = np.nan_to_num(np.asarray(fc, dtype=np.float64))
         if fit:
@@ -261,6 +297,9 @@ class FusionClassifier(CohortClassifier):
         r = z.shape[-1]
         z[:, np.arange(r), np.arange(r)] = 0.0
         out = {"fc": z.astype(np.float32)}
+        if self.branch == "logreg":
+            vec = z[:, *np.triu_indices(r, 1)]
+            out["conn_score"] = self._stack_scores(vec, y if fit else None)[:, None].astype(np.float32)
         n = len(cohort)
         if self.image is not None:
             vals, present = self.image.align(cohort.ids)
@@ -283,14 +322,15 @@ class FusionClassifier(CohortClassifier):
 
     def _build(self, image_dim: int, pheno_dim: int) -> FusionNet:
         branch = None
-        if self.branch != "linear":
+        if self.branch not in ("linear", "logreg"):
             spec = get_model_spec(self.branch)
             branch = spec.builder(n_rois=self.n_rois_, n_windows=None, n_classes=self.hidden, **self.branch_params)
         if self.roi_features is not None and self.roi_features.shape[0] != self.n_rois_:
             raise DataError(f"roi_features has {self.roi_features.shape[0]} rows for {self.n_rois_} ROIs", reason="roi_mismatch")
         return FusionNet(n_rois=int(self.n_rois_), n_classes=len(self.classes_), hidden=self.hidden,  # type: ignore[arg-type]
                          strategy=self.strategy, branch=branch, image_dim=image_dim, pheno_dim=pheno_dim,
-                         roi_features=self.roi_features, modality_dropout=self.modality_dropout)
+                         roi_features=self.roi_features, modality_dropout=self.modality_dropout,
+                         score_branch=self.branch == "logreg")
 
     # -- CohortClassifier API ---------------------------------------------------------------
     def fit(self, cohort: Cohort) -> FusionClassifier:
@@ -299,7 +339,13 @@ class FusionClassifier(CohortClassifier):
         if len(self.classes_) < 2:
             raise DataError("the training cohort has a single class", source=cohort.name, reason="one_class")
         y = np.searchsorted(self.classes_, y_raw).astype(np.int64)
-        x = self._inputs(cohort, fit=True)
+        if self.kg_roi and self.roi_features is None:
+            from graphbrain.fusion.kg_features import kg_roi_features, mapping_coverage
+
+            names = cohort.roi_names or [str(i) for i in range(cohort.n_rois)]
+            self.roi_features, self.kg_mapping_ = kg_roi_features(names, seed=self.seed, **self.kg_roi)
+            self.kg_coverage_ = mapping_coverage(self.kg_mapping_)
+        x = self._inputs(cohort, fit=True, y=y)
         data = TensorSet(x, y, np.asarray(cohort.ids))
         groups = getattr(cohort, "participants", None)
         try:
@@ -354,6 +400,8 @@ class FusionClassifier(CohortClassifier):
             arrays.update(img_mean=self.img_mean_, img_scale=self.img_scale_)
         if self.roi_features is not None:
             arrays["roi_features"] = self.roi_features
+        if self.stack_coef_ is not None:
+            arrays.update(stack_coef=self.stack_coef_, stack_intercept=np.asarray([self.stack_intercept_]))
         tparams = None
         if self.transformer is not None:
             tparams, tarr = self.transformer.get_state()
@@ -367,6 +415,7 @@ class FusionClassifier(CohortClassifier):
             "image_dim": self.model.image[0].in_features if self.model.image is not None else 0,
             "pheno_dim": self.model.pheno[0].in_features if self.model.pheno is not None else 0,
             "pheno_encoder": self.pheno_enc.get_state() if self.pheno_enc else None, "transformer": tparams,
+            "kg_roi": self.kg_roi, "kg_coverage": self.kg_coverage_,
             "history": self._history,
         })
 
@@ -388,9 +437,12 @@ class FusionClassifier(CohortClassifier):
                   modality_dropout=meta["modality_dropout"], hidden=meta["hidden"], connectome=meta["connectome"],
                   train=meta["train"], seed=meta["seed"])
         clf.image_source = meta["image_source"]
+        clf.kg_roi, clf.kg_coverage_ = meta.get("kg_roi"), meta.get("kg_coverage")
         clf.n_rois_, clf.classes_ = meta["n_rois"], np.asarray(meta["classes"])
         clf.fc_mean_, clf.fc_scale_ = arrays["fc_mean"], arrays["fc_scale"]
         clf.img_mean_, clf.img_scale_ = arrays.get("img_mean"), arrays.get("img_scale")
+        if "stack_coef" in arrays:
+            clf.stack_coef_, clf.stack_intercept_ = arrays["stack_coef"], float(arrays["stack_intercept"][0])
         if meta["pheno_encoder"]:
             clf.pheno_enc = PhenotypeEncoder.from_state(meta["pheno_encoder"])
         if meta["transformer"] is not None:
