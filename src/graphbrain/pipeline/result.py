@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from graphbrain.training.estimator import safe_loader
 from graphbrain.training.metrics import METRICS
 
 
@@ -76,6 +77,8 @@ class PipelineResult:
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings: dict[str, float] = field(default_factory=dict)
     output_dir: Path | None = None
+    # KG reading of each subject's top attributed ROIs (graphbrain.fusion.reading), or None
+    kg_reading: pd.DataFrame | None = None
 
     def __getitem__(self, metric: str) -> float:
         """Mean over folds of ``metric`` (``result["auroc"]``)."""
@@ -120,10 +123,13 @@ class PipelineResult:
             )
         (d / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
         (d / "timings.json").write_text(json.dumps(_clean(self.timings), indent=2))
+        if self.kg_reading is not None:
+            self.kg_reading.to_parquet(d / "kg_reading.parquet", index=False)
         self.output_dir = d
         return d
 
     @classmethod
+    @safe_loader  # safetensors checked first; damaged files give a DataError naming the folder
     def load(cls, output_dir: str | Path) -> PipelineResult:
         d = Path(output_dir)
         mj = _unclean(json.loads((d / "metrics.json").read_text()))
@@ -146,4 +152,5 @@ class PipelineResult:
             history=history,
             timings=timings,
             output_dir=d,
+            kg_reading=pd.read_parquet(d / "kg_reading.parquet") if (d / "kg_reading.parquet").exists() else None,
         )
