@@ -211,28 +211,24 @@ def test_injection_strings_as_values_are_inert(kgs, backend):
     assert kg.sparql(LABEL_Q, {"l": "epilepsy"}) == [{"c": concept_iri("D:1"), "l": "epilepsy"}]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_invalid_binding_names_are_refused_identically(kgs, backend):
-    kg = kgs[backend]
-    messages = []
-    for name in INJECTIONS + ["?l", "", "zz", "p"]:
-        with pytest.raises(SparqlBindingError) as info:
-            kg.sparql(LABEL_Q, {name: "epilepsy"})
-        messages.append(str(info.value))
-    # "p" is a variable of the SELECT * query below, but not of LABEL_Q
-    assert kg.sparql("SELECT * WHERE { ?c ?p ?l }", {"l": "epilepsy"})
-    with pytest.raises(SparqlBindingError, match="not returned by the SELECT"):
-        kg.sparql(SKOS + "SELECT ?c WHERE { ?c skos:prefLabel ?l }", {"l": "epilepsy"})
-    with pytest.raises(SparqlBindingError, match="cannot bind"):
-        kg.sparql(LABEL_Q, {"l": ["epilepsy"]})
-    kgs.setdefault("_messages", {})[backend] = messages
-
-
-def test_binding_refusals_read_the_same_on_every_backend(kgs):
-    msgs = kgs.get("_messages", {})
-    if len(msgs) < len(BACKENDS):
-        pytest.skip("needs the per-backend binding tests to run first")
-    assert msgs["memory"] == msgs["oxigraph"] == msgs["rdflib"]
+def test_invalid_binding_names_are_refused_identically(kgs):
+    messages = {}
+    for backend in BACKENDS:
+        kg = kgs[backend]
+        msgs = []
+        for name in INJECTIONS + ["?l", "", "zz", "p"]:
+            with pytest.raises(SparqlBindingError) as info:
+                kg.sparql(LABEL_Q, {name: "epilepsy"})
+            msgs.append(str(info.value))
+        # "p" is a variable of the SELECT * query below, but not of LABEL_Q
+        assert kg.sparql("SELECT * WHERE { ?c ?p ?l }", {"l": "epilepsy"})
+        with pytest.raises(SparqlBindingError, match="not returned by the SELECT"):
+            kg.sparql(SKOS + "SELECT ?c WHERE { ?c skos:prefLabel ?l }", {"l": "epilepsy"})
+        with pytest.raises(SparqlBindingError, match="cannot bind"):
+            kg.sparql(LABEL_Q, {"l": ["epilepsy"]})
+        messages[backend] = msgs
+    assert messages["memory"] == messages["oxigraph"] == messages["rdflib"]
+    assert "l } ; DROP ALL ; #" in messages["rdflib"][1]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

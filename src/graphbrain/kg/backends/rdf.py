@@ -19,6 +19,7 @@ IRI built from a validated identifier (``[A-Za-z][A-Za-z0-9_]*``) for property p
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -36,6 +37,7 @@ from graphbrain.kg.lookup import normalise_text
 from graphbrain.kg.model import (
     CONCEPT_NS,
     RELATION_NS,
+    STY_NS,
     VOCAB_NS,
     Concept,
     Relation,
@@ -111,10 +113,17 @@ def record_triples(
         yield st, _iri(VOCAB_NS + "tui"), _lit(t.tui)
         yield st, _iri(RDFS_NS + "label"), _lit(t.name)
         yield st, _iri(VOCAB_NS + "treeNumber"), _lit(t.tree_number)
-    for i, r in enumerate(relations):
+    rels = list(relations)
+    keys = Counter(r.key for r in rels)
+    emitted: set[tuple[str, str, str]] = set()
+    for i, r in enumerate(rels):
         h, p, o = _iri(concept_iri(r.head)), _iri(relation_iri(r.relation)), _iri(concept_iri(r.tail))
-        yield h, p, o
-        if r.source or r.attributes:
+        if r.key not in emitted:
+            emitted.add(r.key)
+            yield h, p, o
+        # a statement per relation when it has a source or attributes, or when several relations
+        # share (head, relation, tail): then a relation without a source keeps its own statement
+        if r.source or r.attributes or keys[r.key] > 1:
             b = ("bnode", f"st{i}")
             yield b, _iri(RDF_TYPE), _iri(RDF_NS + "Statement")
             yield b, _iri(RDF_NS + "subject"), h
@@ -582,6 +591,9 @@ def _rl_value(x: Any, typed: bool = False) -> Any:
     return str(x)
 
 
+_RDFLIB_WARM = False
+
+
 class RdflibBackend(_SparqlBackend):
     """rdflib in-memory graph (slowest; the reference implementation of SPARQL)."""
 
@@ -591,12 +603,32 @@ class RdflibBackend(_SparqlBackend):
         super().__init__()
         from rdflib import Graph
 
-        self.graph = Graph()
+        # SimpleMemory: the same three triple indices as rdflib's default store without the
+        # per-context bookkeeping (half the build time); queries see one default graph.
+        self.graph = Graph(store="SimpleMemory")
         g = self.graph
-        g.addN(
-            (_rl_term(s), _rl_term(p), _rl_term(o), g)
-            for s, p, o in record_triples(concepts, relations, with_keys=True)
-        )
+        # No look-up key triples here: rdflib adds ~40 us per triple, so the keys live in
+        # Python dicts built on the first look-up instead (see _keys).
+        rel_types: set[str] = set()
+        terms: dict[Term, Any] = {}
+
+        def term(t: Term) -> Any:
+            x = terms.get(t)
+            if x is None:
+                x = terms[t] = _rl_term(t)
+            return x
+
+        def quads() -> Iterator[tuple[Any, Any, Any, Any]]:
+            for s, p, o in record_triples(concepts, relations):
+                if p[1].startswith(RELATION_NS):
+                    rel_types.add(relation_from_iri(p[1]))
+                yield term(s), term(p), term(o), g
+
+        g.addN(quads())
+        self._rel_types = sorted(rel_types)
+        self._keys_cache: dict[str, dict[str, list[tuple[str, str]]]] | None = None
+        self._relations: list[Relation] | None = None
+        self._concept_nodes: frozenset[Any] | None = None
 
     def _bind(self, bindings: dict[str, Any] | None) -> dict[str, Any]:
         return {k: _rl_binding(v) for k, v in (bindings or {}).items()}
@@ -620,6 +652,12 @@ class RdflibBackend(_SparqlBackend):
         return bool(self.graph.query(query, initBindings=self._bind(bindings)).askAnswer)
 
     def _prepare_bindings(self, bindings: dict[str, Any] | None) -> Any:
+        global _RDFLIB_WARM
+        if not _RDFLIB_WARM:  # build rdflib's SPARQL parser here, not in every forked worker
+            from rdflib import Graph
+
+            Graph().query("ASK { ?s ?p ?o }")
+            _RDFLIB_WARM = True
         return self._bind(bindings)
 
     def _run_query(self, query: str, prepared: Any, max_rows: int) -> tuple[str, Any]:
@@ -637,3 +675,197 @@ class RdflibBackend(_SparqlBackend):
             _check_row(len(out), max_rows)
             out.append([str(s), str(p), _rl_value(o, typed=True)])
         return ("triples", out)
+
+    # ---- primitives on rdflib's triple indices (SPARQL joins in rdflib take minutes here) ----
+    def _u(self, iri: str) -> Any:
+        from rdflib import URIRef
+
+        return URIRef(iri)
+
+    def _is_concept(self, node: Any) -> bool:
+        if self._concept_nodes is None:  # the store is read-only: collect the concepts once
+            self._concept_nodes = frozenset(
+                self.graph.subjects(self._u(RDF_TYPE), self._u(VOCAB_NS + "Concept"))
+            )
+        return node in self._concept_nodes
+
+    def has_concept(self, concept_id: str) -> bool:
+        return self._is_concept(self._u(concept_iri(concept_id)))
+
+    def concept(self, concept_id: str) -> Concept:
+        node = self._u(concept_iri(concept_id))
+        if not self._is_concept(node):
+            raise UnknownConceptError(concept_id)
+        triples: list[Triple] = [(("iri", str(node)), ("iri", RDF_TYPE), ("iri", VOCAB_NS + "Concept"))]
+        for p, o in self.graph.predicate_objects(node):
+            triples.append((("iri", str(node)), ("iri", str(p)), _generic(o)))
+        triples += self._sty_triples({o for _, o in self.graph.predicate_objects(node)
+                                      if _generic(o)[0] == "iri" and str(o).startswith(STY_NS)})
+        concepts, _ = records_from_triples(triples)
+        return concepts[0]
+
+    def _sty_triples(self, stys: Iterable[Any] | None = None) -> list[Triple]:
+        g = self.graph
+        out: list[Triple] = []
+        for pred in (VOCAB_NS + "tui", RDFS_NS + "label", VOCAB_NS + "treeNumber"):
+            if stys is None:
+                out += [(_generic(s), ("iri", pred), _generic(o)) for s, o in g.subject_objects(self._u(pred))]
+            else:
+                out += [(_generic(s), ("iri", pred), _generic(o)) for s in stys for o in g.objects(s, self._u(pred))]
+        return out
+
+    def iter_concepts(self) -> Iterator[Concept]:
+        g = self.graph
+        triples: list[Triple] = []
+        for pred in (RDF_TYPE, SKOS_NS + "prefLabel", SKOS_NS + "altLabel", VOCAB_NS + "xref",
+                     SKOS_NS + "definition", VOCAB_NS + "semanticType"):
+            u = self._u(pred)
+            for s, o in g.subject_objects(u):
+                if str(s).startswith(CONCEPT_NS):
+                    triples.append((("iri", str(s)), ("iri", pred), _generic(o)))
+        concepts, _ = records_from_triples(triples + self._sty_triples())
+        yield from sorted(concepts, key=lambda c: c.id)
+
+    def num_concepts(self) -> int:
+        self._is_concept(None)
+        return len(self._concept_nodes or ())
+
+    def _relation_triples(self, rel_types: Iterable[str] | None = None) -> list[Triple]:
+        g = self.graph
+        out: list[Triple] = []
+        for rel in self._rel_types if rel_types is None else rel_types:
+            u = self._u(relation_iri(rel))
+            out += [(("iri", str(h)), ("iri", str(u)), ("iri", str(t))) for h, t in g.subject_objects(u)
+                    if self._is_concept(h) and self._is_concept(t)]
+        for pred in (RDF_NS + "subject", RDF_NS + "predicate", RDF_NS + "object", VOCAB_NS + "source",
+                     VOCAB_NS + "attributes"):
+            out += [(_generic(b), ("iri", pred), _generic(o)) for b, o in g.subject_objects(self._u(pred))]
+        return out
+
+    def iter_relations(self) -> Iterator[Relation]:
+        if self._relations is None:  # read-only store: list the relations once
+            _, rels = records_from_triples(self._relation_triples())
+            rels = self._rows_to_relations_dedup(rels)
+            rels.sort(key=lambda r: (*r.key, r.source, tuple(r.attributes.items())))
+            self._relations = rels
+        yield from self._relations
+
+    @staticmethod
+    def _rows_to_relations_dedup(rels: list[Relation]) -> list[Relation]:
+        seen, out = set(), []
+        for r in rels:
+            key = (*r.key, r.source, tuple(r.attributes.items()))
+            if key not in seen:
+                seen.add(key)
+                out.append(r)
+        return out
+
+    def num_relations(self) -> int:
+        if self._relations is None:
+            list(self.iter_relations())
+        return len(self._relations or ())
+
+    def relation_types(self) -> list[str]:
+        return [r for r in self._rel_types if self._relation_triples_exist(r)]
+
+    def _relation_triples_exist(self, rel: str) -> bool:
+        u = self._u(relation_iri(rel))
+        return any(self._is_concept(h) and self._is_concept(t) for h, t in self.graph.subject_objects(u))
+
+    def _keys(self) -> dict[str, dict[str, list[tuple[str, str]]]]:
+        if self._keys_cache is None:
+            g = self.graph
+            keys: dict[str, dict[str, list[tuple[str, str]]]] = {"name": {}, "synonym": {}, "xref": {}, "code": {}}
+            for kind, pred in (("name", SKOS_NS + "prefLabel"), ("synonym", SKOS_NS + "altLabel")):
+                for c, lab in g.subject_objects(self._u(pred)):
+                    if str(c).startswith(CONCEPT_NS):
+                        keys[kind].setdefault(normalise_text(str(lab)), []).append((str(c), str(lab)))
+            for c, x in g.subject_objects(self._u(VOCAB_NS + "xref")):
+                if str(c).startswith(CONCEPT_NS):
+                    keys["xref"].setdefault(str(x).casefold(), []).append((str(c), str(x)))
+                    keys["code"].setdefault(str(x).partition(":")[2].casefold(), []).append((str(c), str(x)))
+            self._keys_cache = keys
+        return self._keys_cache
+
+    def _match_label(self, text: str, *, casefold: bool) -> list[tuple[str, str, str]]:
+        from rdflib import Literal
+
+        if not casefold:
+            out = []
+            for kind, pred in (("name", SKOS_NS + "prefLabel"), ("synonym", SKOS_NS + "altLabel")):
+                out += [(concept_id_from_iri(str(c)), text, kind)
+                        for c in self.graph.subjects(self._u(pred), Literal(text)) if str(c).startswith(CONCEPT_NS)]
+            return out
+        keys = self._keys()
+        return [(concept_id_from_iri(c), lab, kind) for kind in ("name", "synonym")
+                for c, lab in keys[kind].get(text, ())]
+
+    def _match_code(self, xref: str | None, code: str) -> list[tuple[str, str]]:
+        keys = self._keys()
+        hits = keys["xref"].get(xref.casefold(), []) if xref is not None else keys["code"].get(code.casefold(), [])
+        return [(concept_id_from_iri(c), x) for c, x in hits]
+
+    def _all_labels(self) -> list[tuple[str, str, str]]:
+        keys = self._keys()
+        return [(lab, concept_id_from_iri(c), kind) for kind in ("name", "synonym")
+                for rows in keys[kind].values() for c, lab in rows]
+
+    def _statements(self, node: Any, end: str) -> dict[tuple[str, str, str], list[tuple[str, dict[str, str]]]]:
+        g = self.graph
+        out: dict[tuple[str, str, str], list[tuple[str, dict[str, str]]]] = {}
+        for b in g.subjects(self._u(RDF_NS + end), node):
+            h, p, t = (g.value(b, self._u(RDF_NS + x)) for x in ("subject", "predicate", "object"))
+            src = g.value(b, self._u(VOCAB_NS + "source"))
+            attrs = g.value(b, self._u(VOCAB_NS + "attributes"))
+            out.setdefault((str(h), str(p), str(t)), []).append(
+                (str(src) if src is not None else "", json.loads(str(attrs)) if attrs is not None else {})
+            )
+        return out
+
+    def _edges(self, concept_id: str, relations: frozenset[str] | None, direction: str) -> list[Relation]:
+        node = self._u(concept_iri(concept_id))
+        g = self.graph
+        direct: list[tuple[str, str, str]] = []
+        stm: dict[tuple[str, str, str], list[tuple[str, dict[str, str]]]] = {}
+        if direction in ("out", "both"):
+            direct += [(str(node), str(p), str(o)) for p, o in g.predicate_objects(node)
+                       if str(p).startswith(RELATION_NS) and self._is_concept(o)]
+            stm.update(self._statements(node, "subject"))
+        if direction in ("in", "both"):
+            direct += [(str(s), str(p), str(node)) for s, p in g.subject_predicates(node)
+                       if str(p).startswith(RELATION_NS) and self._is_concept(s)]
+            stm.update(self._statements(node, "object"))
+        rels = []
+        for h, p, t in direct:
+            rel = relation_from_iri(p)
+            if relations is not None and rel not in relations:
+                continue
+            for src, attrs in stm.get((h, p, t), [("", {})]):
+                rels.append(Relation(concept_id_from_iri(h), rel, concept_id_from_iri(t), src, attrs))
+        return self._rows_to_relations_dedup(rels)
+
+    def _closure(self, concept_id: str, relation: str, up: bool) -> set[str]:
+        u = self._u(relation_iri(check_relation_name(relation)))
+        g = self.graph
+        start = self._u(concept_iri(concept_id))
+        seen = {start}
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            nxt = g.objects(node, u) if up else g.subjects(u, node)
+            for x in nxt:
+                if x not in seen and self._is_concept(x):
+                    seen.add(x)
+                    stack.append(x)
+        seen.discard(start)
+        return {concept_id_from_iri(str(x)) for x in seen}
+
+
+def _generic(x: Any) -> Term:
+    from rdflib import BNode, Literal
+
+    if isinstance(x, Literal):
+        return ("lit", str(x))
+    if isinstance(x, BNode):
+        return ("bnode", str(x))
+    return ("iri", str(x))

@@ -37,6 +37,13 @@ from graphbrain.kg.model import (
     normalise_source,
     relation_name,
 )
+from graphbrain.kg.readers.common import (
+    ReadError,
+    check_not_empty,
+    decode_lines,
+    skip,
+    skipped_by_reason,
+)
 
 DEFAULT_COLUMNS: dict[str, list[str]] = {
     "MRCONSO.RRF": "CUI,LAT,TS,LUI,STT,SUI,ISPREF,AUI,SAUI,SCUI,SDUI,SAB,TTY,CODE,STR,SRL,SUPPRESS,CVF".split(","),
@@ -72,10 +79,16 @@ class RRFResult:
     stats: Counter[str] = field(default_factory=Counter)
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
 
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Skipped rows per ``FILE:reason`` (``encoding``, ``fields``, ``cui``)."""
+        return skipped_by_reason(self.stats)
+
     def to_kg(self, **kw: Any) -> Any:
         from graphbrain.kg.graph import KnowledgeGraph
 
-        meta = {"source": "UMLS Metathesaurus (user-supplied)", "rrf_stats": dict(self.stats)}
+        meta = {"source": "UMLS Metathesaurus (user-supplied)", "rrf_stats": dict(self.stats),
+                "skipped": self.skipped}
         return KnowledgeGraph.from_records(self.concepts, self.relations, metadata=meta, **kw)
 
 
@@ -84,37 +97,70 @@ def read_mrfiles(meta_dir: str | Path) -> dict[str, list[str]]:
     layout = {k: list(v) for k, v in DEFAULT_COLUMNS.items()}
     p = Path(meta_dir) / "MRFILES.RRF"
     if p.is_file():
-        for lineno, fields in _split_lines(p, None, "raise", Counter()):
+        for lineno, fields, _ in _split_lines(p, None, "raise", Counter()):
             if len(fields) < 3:
-                raise DataError("MRFILES.RRF row needs FIL, DES and FMT", source=f"{p}:{lineno}")
+                raise ReadError("MRFILES.RRF row needs FIL, DES and FMT", file=p, line=lineno, column=1)
             layout[fields[0]] = fields[2].split(",")
     return layout
 
 
 def _split_lines(
     path: Path, ncols: int | None, on_error: str, stats: Counter[str], progress: Callable[[int], None] | None = None
-) -> Iterator[tuple[int, list[str]]]:
-    with open(path, encoding="utf-8", newline="\n") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if progress is not None:
-                progress(len(line))
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            fields = line.split("|")
-            if fields and fields[-1] == "":
+) -> Iterator[tuple[int, list[str], str]]:
+    """``(line, fields, text)`` of an RRF file. A row has ``ncols`` fields and ends with ``|``;
+    a row without the trailing ``|`` but with ``ncols`` fields is accepted and counted
+    (``FILE:no_trailing_pipe``); any other count is malformed."""
+    for lineno, line in decode_lines(path, on_error=on_error, stats=stats):
+        if progress is not None:
+            progress(len(line) + 1)
+        if not line:
+            continue
+        fields = line.split("|")
+        if ncols is None:
+            if fields[-1] == "":
                 fields.pop()
-            if ncols is not None and len(fields) != ncols:
-                if on_error == "skip":
-                    stats[f"{path.name}:malformed"] += 1
-                    continue
-                raise DataError(
-                    f"expected {ncols} '|'-separated fields, found {len(fields)} (pass on_error='skip' "
-                    "to skip and count malformed rows)",
-                    source=f"{path}:{lineno}",
-                    reason="malformed",
-                )
-            yield lineno, fields
+        elif len(fields) == ncols + 1 and fields[-1] == "":
+            fields.pop()
+        elif len(fields) == ncols:
+            stats[f"{path.name}:no_trailing_pipe"] += 1
+        else:
+            if on_error == "skip":
+                skip(stats, path.name, "fields")
+                continue
+            found = len(fields) - 1 if fields[-1] == "" else len(fields)
+            col = len(line) + 1 if found < ncols else len("|".join(fields[:ncols])) + 2
+            raise ReadError(
+                f"expected {ncols} '|'-separated fields, found {found} (pass on_error='skip' / "
+                "--skip-malformed to skip and count malformed rows)",
+                file=path,
+                line=lineno,
+                column=col,
+                reason="fields",
+            )
+        yield lineno, fields, line
+
+
+def _rows(
+    path: Path, columns: list[str], on_error: str, stats: Counter[str], progress: bool
+) -> Iterator[tuple[int, dict[str, str]]]:
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if not path.is_file():
+        raise DataError("RRF file not found", source=str(path), reason="missing")
+    bar = None
+    cb = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc=path.name)
+        cb = bar.update
+    try:
+        for lineno, fields, _ in _split_lines(path, len(columns), on_error, stats, cb):
+            stats[f"{path.name}:rows"] += 1
+            yield lineno, dict(zip(columns, fields))
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def iter_rrf(
@@ -126,35 +172,32 @@ def iter_rrf(
     progress: bool = False,
 ) -> Iterator[dict[str, str]]:
     """Rows of one RRF file as dicts keyed by column name (streaming)."""
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("RRF file not found", source=str(path), reason="missing")
     stats = stats if stats is not None else Counter()
-    bar = None
-    cb = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc=path.name)
-        cb = bar.update
-    try:
-        for _, fields in _split_lines(path, len(columns), on_error, stats, cb):
-            stats[f"{path.name}:rows"] += 1
-            yield dict(zip(columns, fields))
-    finally:
-        if bar is not None:
-            bar.close()
+    for _, row in _rows(Path(path), columns, on_error, stats, progress):
+        yield row
 
 
-def _bad_cui(cui: str, path: Path, on_error: str, stats: Counter[str], what: str) -> bool:
+def _bad_cui(
+    row: dict[str, str], key: str, path: Path, lineno: int, on_error: str, stats: Counter[str]
+) -> bool:
+    cui = row[key]
     if _CUI.match(cui):
         return False
     if on_error == "skip":
-        stats[f"{path.name}:malformed"] += 1
+        skip(stats, path.name, "cui")
         return True
-    raise DataError(f"invalid {what} {cui!r} (expected C followed by 7 digits)", source=str(path), reason="malformed")
+    col = 1
+    for k, v in row.items():
+        if k == key:
+            break
+        col += len(v) + 1
+    raise ReadError(
+        f"invalid {key} {cui!r} (expected C followed by 7 digits)",
+        file=path,
+        line=lineno,
+        column=col,
+        reason="cui",
+    )
 
 
 def read_rrf(
@@ -167,12 +210,16 @@ def read_rrf(
     relations: bool = True,
     relation_types: Iterable[str] | None = None,
     progress: bool = False,
+    allow_empty: bool = False,
 ) -> RRFResult:
     """Read a Metathesaurus ``META`` folder into concepts and relations (see module doc).
 
     ``relation_types`` keeps only MRREL rows whose ``RELA`` (or ``REL``) is listed.
     Concepts keep English names by default; CUIs with no kept MRCONSO row are dropped and
-    relations touching them are counted as ``MRREL.RRF:dangling``.
+    relations touching them are counted as ``MRREL.RRF:dangling``. Rows that are not UTF-8
+    or have the wrong number of fields or a bad CUI raise :class:`ReadError` (file, line,
+    column) or, with ``on_error="skip"``, are counted per reason (:attr:`RRFResult.skipped`).
+    No concept kept raises :class:`EmptyGraphError` unless ``allow_empty``.
     """
     meta_dir = Path(meta_dir)
     if not meta_dir.is_dir():
@@ -186,9 +233,9 @@ def read_rrf(
     best: dict[str, tuple[tuple[bool, bool, bool], str]] = {}
     names: dict[str, set[str]] = {}
     xrefs: dict[str, set[str]] = {}
-    for row in iter_rrf(conso, layout["MRCONSO.RRF"], on_error=on_error, stats=stats, progress=progress):
+    for lineno, row in _rows(conso, layout["MRCONSO.RRF"], on_error, stats, progress):
         cui = row["CUI"]
-        if _bad_cui(cui, conso, on_error, stats, "CUI"):
+        if _bad_cui(row, "CUI", conso, lineno, on_error, stats):
             continue
         if langs is not None and row["LAT"] not in langs:
             stats["MRCONSO.RRF:filtered_language"] += 1
@@ -209,6 +256,10 @@ def read_rrf(
         if code and code != "NOCODE":
             xrefs.setdefault(cui, set()).add(f"{normalise_source(row['SAB'])}:{code}")
         stats["MRCONSO.RRF:kept"] += 1
+    if not best:
+        detail = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(stats.items())
+                           if k.startswith("MRCONSO.RRF:")) or "no rows"
+        check_not_empty(0, str(conso), f"MRCONSO.RRF: {detail}", allow_empty=allow_empty)
     # MRSTY
     stys: dict[str, set[SemanticType]] = {}
     sty_path = meta_dir / "MRSTY.RRF"
@@ -246,9 +297,11 @@ def read_rrf(
     keep_types = None if relation_types is None else set(relation_types)
     if relations and rel_path.is_file():
         seen: set[tuple[str, str, str, str]] = set()
-        for row in iter_rrf(rel_path, layout["MRREL.RRF"], on_error=on_error, stats=stats, progress=progress):
+        for lineno, row in _rows(rel_path, layout["MRREL.RRF"], on_error, stats, progress):
             c1, c2, rel, rela, sab = row["CUI1"], row["CUI2"], row["REL"], row["RELA"], row["SAB"]
-            if _bad_cui(c1, rel_path, on_error, stats, "CUI1") or _bad_cui(c2, rel_path, on_error, stats, "CUI2"):
+            if _bad_cui(row, "CUI1", rel_path, lineno, on_error, stats) or _bad_cui(
+                row, "CUI2", rel_path, lineno, on_error, stats
+            ):
                 continue
             if sabs is not None and sab.upper() not in sabs:
                 stats["MRREL.RRF:filtered_source"] += 1
