@@ -121,7 +121,7 @@ class DaskExecutor(Executor):
     name = "dask"
 
     def __init__(self, n_workers: int | None = None, address: str | None = None, threads_per_worker: int = 1,
-                 memory_limit: str | None = "auto") -> None:
+                 memory_limit: str | None = "auto", processes: bool = True) -> None:
         try:
             from distributed import Client, LocalCluster
         except ImportError as err:  # pragma: no cover - depends on the extra
@@ -134,7 +134,7 @@ class DaskExecutor(Executor):
         else:
             self.n_workers = int(n_workers or os.cpu_count() or 1)
             self._cluster = LocalCluster(
-                n_workers=self.n_workers, threads_per_worker=int(threads_per_worker), processes=True,
+                n_workers=self.n_workers, threads_per_worker=int(threads_per_worker), processes=bool(processes),
                 dashboard_address=None, silence_logs=logging.ERROR, memory_limit=memory_limit,
             )
             self._client = Client(self._cluster)
@@ -188,7 +188,7 @@ def make_executor(spec: str | Mapping[str, Any] | Executor | None = "serial") ->
         if cfg:
             raise ConfigError(f"unknown executor key(s) {sorted(cfg)} for executor=serial")
         return SerialExecutor()
-    allowed = {"process": {"n_workers", "mp_context"}, "dask": {"n_workers", "address", "threads_per_worker", "memory_limit"}}
+    allowed = {"process": {"n_workers", "mp_context"}, "dask": {"n_workers", "address", "threads_per_worker", "memory_limit", "processes"}}
     if name not in allowed:
         raise ConfigError(f"unknown executor {name!r}; use one of {EXECUTORS}")
     unknown = sorted(set(cfg) - allowed[name])
