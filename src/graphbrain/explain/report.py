@@ -211,7 +211,7 @@ _TEMPLATE = """<!DOCTYPE html>
 <style>
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222;line-height:1.4}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.8em}
-table{border-collapse:collapse;font-size:.85em;margin:.6em 0}th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
+table{border-collapse:collapse;font-size:.85em;margin:.6em 0;display:block;overflow-x:auto;max-width:100%}th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
 th{background:#f3f3f3}td.l,th.l{text-align:left}img{max-width:100%;border:1px solid #eee;margin:.4em 0}
 .note{color:#555;font-size:.9em}.yes{background:#d9f2d9}.no{background:#f7dcdc}.partly{background:#fbf0c9}
 pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em}nav a{margin-right:1em}
