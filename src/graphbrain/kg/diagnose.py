@@ -460,7 +460,7 @@ def diagnose(
     items = [findings] if isinstance(findings, str) else list(findings)
     if not items:
         raise ValueError("diagnose needs at least one finding")
-    spec = finding_relation_spec(finding_relations, kg.memory().relation_types())
+    spec = finding_relation_spec(finding_relations, kg.relation_types())
     idx = kg.diagnosis_index(spec)
     mem = idx.mem
     resolved: list[Finding] = []

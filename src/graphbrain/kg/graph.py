@@ -83,12 +83,26 @@ class KnowledgeGraph:
         return kg if backend == "memory" else kg.with_backend(backend)
 
     @classmethod
-    def load(cls, path: str | FsPath, backend: str = "memory") -> KnowledgeGraph:
-        """Read ``.json.gz`` / ``.json`` (compact), ``.ttl``, ``.nt``, or a TSV folder."""
+    def load(cls, path: str | FsPath, backend: str = "memory", **kw: Any) -> KnowledgeGraph:
+        """Read ``.json.gz`` / ``.json`` (compact), ``.ttl``, ``.nt``, or a TSV folder.
+
+        ``kw``: ``on_error`` ("raise" or "skip" malformed TSV rows), ``allow_empty`` (a graph
+        without concepts is an error otherwise), ``stats`` (a Counter for skip counts); see
+        :func:`graphbrain.kg.io.load`."""
         from graphbrain.kg.io import load
 
-        kg = load(path)
+        kg = load(path, **kw)
         return kg if backend == "memory" else kg.with_backend(backend)
+
+    @classmethod
+    def open(cls, path: str | FsPath) -> KnowledgeGraph:
+        """Open an on-disk store built by :func:`graphbrain.kg.store.build_store` (or
+        ``graphbrain kg build --store disk``): memory-mapped, nothing loaded up front, so
+        look-ups and diagnosis answer in milliseconds whatever the release size."""
+        from graphbrain.kg.store import StoreBackend
+
+        be = StoreBackend(path)
+        return cls(be, be.meta.get("metadata", {}))
 
     def save(self, path: str | FsPath) -> FsPath:
         """Write to ``path`` (format from the suffix, as in :meth:`load`)."""
@@ -242,6 +256,9 @@ class KnowledgeGraph:
         from graphbrain.kg.diagnose import DiagnosisIndex
 
         idx = self._diag.get(finding_relations)
+        if idx is None and hasattr(self.backend, "diagnosis_index"):  # on-disk store: mapped
+            idx = self.backend.diagnosis_index(finding_relations)
+            self._diag[finding_relations] = idx
         if idx is None:
             idx = DiagnosisIndex(self.memory(), finding_relations)
             self._diag[finding_relations] = idx
