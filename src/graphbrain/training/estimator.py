@@ -17,12 +17,15 @@ name, parameters) and ``arrays.safetensors`` / ``weights.safetensors``;
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import struct
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
@@ -30,10 +33,136 @@ from sklearn.preprocessing import StandardScaler
 
 from graphbrain.connectome.static import ConnectivityTransformer, vectorize_fc
 from graphbrain.data import Cohort
-from graphbrain.errors import ConfigError, DataError
+from graphbrain.errors import ConfigError, DataError, GraphbrainError
 from graphbrain.models import get_model_spec
 
 CLASSIFIER_FILE = "classifier.json"
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+# -- safe loading -----------------------------------------------------------------------------
+
+
+def check_safetensors(path: str | Path) -> None:
+    """Refuse ``path`` unless it is a well-formed safetensors file (checked before parsing).
+
+    A safetensors file is an 8-byte little-endian header length, a JSON header, then raw
+    tensor bytes. Pickles (``\\x80`` protocol byte), ``torch.save`` zip archives and
+    truncated files are named as such; nothing in the file is ever executed.
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+            header = fh.read(n) if 0 < n <= size - 8 else fh.read(1)
+    except OSError as err:
+        raise DataError(f"cannot read the file ({err})", source=str(p), reason="unreadable") from err
+    meta = None
+    if 2 <= n <= size - 8:
+        try:
+            meta = json.loads(header)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            meta = None
+    what = None
+    if not isinstance(meta, dict):
+        # not a safetensors header: say what it looks like
+        if len(head) < 8 or (n > size - 8 and header[:1] == b"{"):
+            what = "truncated (the safetensors header is cut off)"
+        elif head[:1] == b"\x80":
+            what = "a Python pickle"
+        elif head[:4] == b"PK\x03\x04":
+            what = "a zip archive (torch.save format)"
+        elif n > size - 8:
+            what = "truncated or not a safetensors file"
+        else:
+            what = "not a safetensors file (bad header)"
+    else:
+        try:
+            end = max((int(v["data_offsets"][1]) for k, v in meta.items() if k != "__metadata__"), default=0)
+        except (TypeError, KeyError, ValueError, IndexError):
+            end = -1
+        if end < 0:
+            what = "not a safetensors file (bad header)"
+        elif 8 + n + end > size:
+            what = f"truncated ({size} bytes, the header describes {8 + n + end})"
+    if what is not None:
+        raise DataError(
+            f"refusing to load: the file is {what}; graphbrain reads model and result arrays only "
+            "from safetensors files and never unpickles",
+            source=str(p),
+            reason="unsafe_or_corrupt_file",
+        )
+
+
+def read_json_file(path: str | Path) -> dict[str, Any]:
+    """A JSON object from ``path``, with a :class:`DataError` naming the file on any problem."""
+    p = Path(path)
+    try:
+        obj = json.loads(p.read_bytes().decode("utf-8"))
+    except FileNotFoundError as err:
+        raise DataError("file not found", source=str(p), reason="missing_file") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"not a valid JSON file ({err})", source=str(p), reason="unsafe_or_corrupt_file") from err
+    if not isinstance(obj, dict):
+        raise DataError(f"expected a JSON object, got {type(obj).__name__}", source=str(p), reason="wrong_format")
+    return obj
+
+
+def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """numpy arrays from a safetensors file, checked first by :func:`check_safetensors`."""
+    check_safetensors(path)
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types
+        raise DataError(f"cannot read safetensors arrays ({err})", source=str(path), reason="unsafe_or_corrupt_file") from err
+
+
+def check_state(expected: Mapping[str, Any], loaded: Mapping[str, Any], source: str) -> Mapping[str, Any]:
+    """Refuse tensors whose names, shapes or dtypes differ from the model's own (torch or numpy)."""
+    missing = sorted(set(expected) - set(loaded))
+    extra = sorted(set(loaded) - set(expected))
+    if missing or extra:
+        raise DataError(
+            f"weights do not match the model: missing {missing[:5]}, unexpected {extra[:5]}",
+            source=source,
+            reason="wrong_weights",
+        )
+    for k, v in loaded.items():
+        e = expected[k]
+        if tuple(v.shape) != tuple(e.shape) or str(v.dtype) != str(e.dtype):
+            raise DataError(
+                f"tensor {k!r} is {v.dtype} {tuple(v.shape)}, the model needs {e.dtype} {tuple(e.shape)}",
+                source=source,
+                reason="wrong_weights",
+            )
+    return loaded
+
+
+def safe_loader(fn: _F) -> _F:
+    """Decorate a ``load(directory)``: every safetensors file in the folder is checked first,
+    and low-level parsing errors come out as a :class:`DataError` naming the folder."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        directory = next((a for a in (*args, *kwargs.values()) if isinstance(a, str | Path)), None)
+        d = Path(directory) if directory is not None else None
+        if d is not None and d.is_dir():
+            for f in sorted(d.glob("*.safetensors")):
+                check_safetensors(f)
+        try:
+            return fn(*args, **kwargs)
+        except GraphbrainError:
+            raise
+        except Exception as err:  # json / yaml / parquet / safetensors / torch parsing errors
+            raise DataError(
+                f"cannot load from this folder: {type(err).__name__}: {err}",
+                source=str(d),
+                reason="unsafe_or_corrupt_file",
+            ) from err
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _cohort_roi_names(cohort: Cohort) -> list[str] | None:
@@ -301,10 +430,12 @@ class SklearnClassifier(CohortClassifier):
         )
 
     @classmethod
+    @safe_loader
     def load(cls, directory: str | Path) -> SklearnClassifier:
         d = Path(directory)
-        meta = json.loads((d / CLASSIFIER_FILE).read_text())
-        arrays = load_file(str(d / "arrays.safetensors"))
+        meta = read_json_file(d / CLASSIFIER_FILE)
+        arrays = read_arrays(d / "arrays.safetensors")
+        _check_sklearn_arrays(arrays, d / "arrays.safetensors")
         clf = cls(meta["model"], meta["model_params"], meta["connectome"])
         clf.rois_ = meta.get("rois")
         if meta.get("transformer") is not None:
@@ -323,6 +454,33 @@ class SklearnClassifier(CohortClassifier):
         model.n_features_in_ = model.coef_.shape[1]
         clf.model = model
         return clf
+
+
+def _check_sklearn_arrays(arrays: dict[str, np.ndarray], source: Path) -> None:
+    """Names, dtypes and shapes of a saved linear model must agree with each other."""
+    need = ("scaler.mean", "scaler.scale", "model.coef", "model.intercept", "model.classes")
+    missing = [k for k in need if k not in arrays]
+    if missing:
+        raise DataError(f"arrays {missing} are missing", source=str(source), reason="wrong_weights")
+    for k in need[:4]:
+        if arrays[k].dtype.kind != "f":
+            raise DataError(f"array {k!r} has dtype {arrays[k].dtype}, expected floating point",
+                            source=str(source), reason="wrong_weights")
+    f = arrays["scaler.mean"].shape
+    coef = arrays["model.coef"]
+    if (
+        len(f) != 1
+        or arrays["scaler.scale"].shape != f
+        or coef.ndim != 2
+        or coef.shape[1] != f[0]
+        or arrays["model.intercept"].shape != (coef.shape[0],)
+    ):
+        raise DataError(
+            f"array shapes disagree: scaler {f} / {arrays['scaler.scale'].shape}, coef {coef.shape}, "
+            f"intercept {arrays['model.intercept'].shape}",
+            source=str(source),
+            reason="wrong_weights",
+        )
 
 
 def build_classifier(
@@ -352,7 +510,7 @@ def load_classifier(directory: str | Path) -> CohortClassifier:
     path = d / CLASSIFIER_FILE
     if not path.exists():
         raise ConfigError(f"{path}: no saved classifier here (expected {CLASSIFIER_FILE})")
-    kind = json.loads(path.read_text()).get("type")
+    kind = read_json_file(path).get("type")
     if kind == "sklearn":
         return SklearnClassifier.load(d)
     if kind == "torch":

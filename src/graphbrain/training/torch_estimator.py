@@ -51,7 +51,9 @@ from graphbrain.training.estimator import (
     CohortClassifier,
     _write_json,
     check_rois,
+    check_state,
     roi_fingerprint,
+    safe_loader,
     static_features,
 )
 from graphbrain.training.splits import inner_split
@@ -473,6 +475,7 @@ class TorchClassifier(CohortClassifier):
         )
 
     @classmethod
+    @safe_loader  # checks every safetensors file first; damaged folders give a DataError
     def load(cls, directory: str | Path) -> TorchClassifier:
         d = Path(directory)
         meta = json.loads((d / CLASSIFIER_FILE).read_text())
@@ -499,7 +502,8 @@ class TorchClassifier(CohortClassifier):
         if meta.get("transformer") is not None:
             clf.transformer = ConnectivityTransformer.from_state(meta["transformer"], load_numpy(str(d / TRANSFORMER_FILE)))
         model = clf._build_model()
-        model.load_state_dict(load_torch(str(d / WEIGHTS_FILE)), strict=True)
+        weights = check_state(model.state_dict(), load_torch(str(d / WEIGHTS_FILE)), str(d / WEIGHTS_FILE))
+        model.load_state_dict(weights, strict=True)
         model.eval()
         clf.model = model
         return clf
