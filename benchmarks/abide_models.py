@@ -1,7 +1,8 @@
 """ABIDE-PCP (323 subjects, 7 sites, HO atlas): deep models against the logreg baseline.
 
 Same folds for every model: leave-site-out (7 folds) and 5-fold stratified (seed 0).
-Each fold: ``build_classifier(name).fit(train)`` -- connectome estimators, scalers and
+Each fold: ``fold_classifier(row).fit(train)`` -- connectome estimators, scalers, site
+adaptation (``adapt``), hyper-parameter search (``search``), ensemble stackers and
 early stopping (inner validation split carved from the training fold) see the training
 fold only -- then accuracy / AUROC on the held-out fold. Hyper-parameters below were
 chosen on inner-validation splits of 5-fold training folds 0-1 only (small models, CPU
@@ -26,9 +27,10 @@ import numpy as np
 import torch
 
 from graphbrain.data import read_abide_pcp
-from graphbrain.training import binary_metrics, build_classifier, leave_site_out, stratified_kfold
+from graphbrain.training import binary_metrics, fold_classifier, leave_site_out, stratified_kfold
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "abide_pcp"
+CACHE = Path("/tmp/graphbrain_abide_cache")  # per-subject static FC, content-hashed (outside the repo)
 
 # Trainer defaults after the ABIDE fixes: early stopping on inner-validation AUROC (the
 # validation *loss* of an over-confident model rises from the first epochs and kept
@@ -55,6 +57,32 @@ CONFIGS: dict[str, dict] = {
             "connectome": STATIC, "train": TRAIN},
 }
 
+# -- Issue 9 ablation rows (items 4-6). A row may name its ``model`` (default: the row key),
+# ``adapt`` (none | site | combat; ComBat protects age and sex) and ``search`` (Optuna on
+# inner folds of each training fold). Every row runs on the same outer folds; nothing is
+# chosen on a test fold (search: repeated inner k-fold of the training fold only).
+BNC_PARAMS = CONFIGS["brainnetcnn"]["model_params"]
+ENS_STATIC = {"model": "ensemble", "connectome": STATIC, "train": TRAIN, "model_params": {
+    "members": [{"name": "logreg", "C": 1.0}, {"name": "brainnetcnn", **BNC_PARAMS}], "seeds": 3, "combine": "mean"}}
+CONFIGS.update({
+    "logreg+site": {**CONFIGS["logreg"], "model": "logreg", "adapt": "site"},
+    "logreg+combat": {**CONFIGS["logreg"], "model": "logreg", "adapt": "combat"},
+    "brainnetcnn+site": {**CONFIGS["brainnetcnn"], "model": "brainnetcnn", "adapt": "site"},
+    "brainnetcnn+combat": {**CONFIGS["brainnetcnn"], "model": "brainnetcnn", "adapt": "combat"},
+    "logreg+search": {**CONFIGS["logreg"], "model": "logreg",
+                      "search": {"enabled": True, "n_trials": 8, "inner_splits": 3, "inner_repeats": 2}},
+    # members: logreg (C 1) + brainnetcnn (8/8/16/32), 3 seeds each, probabilities averaged
+    "ens(logreg+bnc)": ENS_STATIC,
+    "ens(logreg+bnc)+site": {**ENS_STATIC, "adapt": "site"},
+    "ens(logreg+bnc) stack": {**ENS_STATIC, "model_params": {**ENS_STATIC["model_params"], "seeds": 1,
+                                                             "combine": "stack", "stack_folds": 3}},
+    # + STAGIN (the small 2 x 32 configuration above, one seed): CPU-expensive
+    "ens(logreg+bnc+stagin)": {**ENS_STATIC, "model_params": {**ENS_STATIC["model_params"], "members": [
+        *ENS_STATIC["model_params"]["members"],
+        {"name": "stagin", **CONFIGS["stagin"]["model_params"], "connectome": DYNAMIC,
+         "train": CONFIGS["stagin"]["train"], "seeds": 1}]}},
+})
+
 
 def folds_for(cohort, scheme: str):
     y, sites = cohort.labels, cohort.sites
@@ -77,15 +105,18 @@ def run(models: list[str], schemes: list[str], root: Path, out: Path | None) -> 
             rows = []
             for fold in folds:
                 t0 = time.perf_counter()
-                cfg = CONFIGS[name]
-                clf = build_classifier(name, seed=0, **{k: v for k, v in cfg.items()})
+                cfg = dict(CONFIGS[name])
+                model, adapt, search = cfg.pop("model", name), cfg.pop("adapt", "none"), cfg.pop("search", None)
+                conn = {**cfg.get("connectome", {}), "cache_dir": str(CACHE)}
+                clf = fold_classifier({"model": model, "seed": 0, **cfg, "connectome": conn}, adapt=adapt,
+                                      search=search)
                 clf.fit(cohort.subset(fold.train))
                 p = clf.predict_proba(cohort.subset(fold.test))[:, 1]
                 m = binary_metrics(y[fold.test], p)
                 hist = clf.history()
                 rows.append({"fold": fold.name, "accuracy": m["accuracy"], "auroc": m["auroc"], "n_test": m["n"],
                              "epochs": len(hist), "best_epoch": getattr(clf, "best_epoch_", None),
-                             "seconds": time.perf_counter() - t0})
+                             "chosen": getattr(clf, "chosen_", None), "seconds": time.perf_counter() - t0})
                 print(key, rows[-1], flush=True)
             results[key] = rows
             if out:

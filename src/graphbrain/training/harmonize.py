@@ -295,6 +295,7 @@ class AdaptedClassifier(CohortClassifier):
         return ConnectivityTransformer(
             kind=c.get("kind") or "correlation",
             estimator=c.get("estimator") or "ledoit_wolf",
+            engine=c.get("engine") or "graphbrain",
             fisher_z=bool(c.get("fisher_z") or False),
             vectorize=False,
             cache_dir=c.get("cache_dir"),

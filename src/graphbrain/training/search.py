@@ -187,8 +187,13 @@ class SearchClassifier(CohortClassifier):
                                               random_state=self.seed).split(np.zeros(len(y)), y))
         self.trials_ = []
 
+        seen: dict[str, float] = {}
+
         def objective(trial: Any) -> float:
             setting = {k: _suggest(trial, k, d) for k, d in self.space.items()}
+            key = json.dumps(setting, sort_keys=True)
+            if key in seen:  # TPE re-proposes settings of small discrete spaces: no refit
+                return seen[key]
             t0 = time.perf_counter()
             scores = []
             for tr, va in splits:
@@ -198,6 +203,7 @@ class SearchClassifier(CohortClassifier):
             value = float(np.nanmean(scores)) if not np.all(np.isnan(scores)) else 0.0
             self.trials_.append({"trial": trial.number, "setting": setting, "value": value,
                                  "split_scores": scores, "seconds": time.perf_counter() - t0})
+            seen[key] = value
             return value
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
