@@ -1,11 +1,24 @@
-"""Static and dynamic FC throughput against nilearn's ConnectivityMeasure, same data, same run.
+"""Static and dynamic FC against nilearn's ConnectivityMeasure: same data, same run, interleaved.
 
-Workload (as in PERFORMANCE.md): 100 ABIDE-PCP subjects (Harvard-Oxford, 111 ROIs),
-first 196 TRs; dynamic FC with window 50 TRs, stride 3 (49 windows -> 4,900 window
-matrices). Uses ../shared/data/abide_pcp when present, a synthetic cohort of the same
-shape otherwise. Results are checked equal before any ratio is printed.
+Workloads:
 
-    python benchmarks/bench_fc.py [--subjects 100] [--repeats 5] [--device cuda]
+* dynamic FC (PERFORMANCE.md): 100 ABIDE-PCP subjects (Harvard-Oxford, 111 ROIs), first
+  196 TRs, window 50 TRs, stride 3 (49 windows -> 4,900 window matrices); nilearn
+  ``ConnectivityMeasure(kind="correlation", EmpiricalCovariance)`` per subject against
+  ``sliding_window_fc`` (numpy syrk kernel; torch on the CPU routes to it).
+* static FC: all 323 ABIDE development subjects at their own scan lengths (7 lengths),
+  every kind, Ledoit-Wolf (nilearn's default); and a synthetic 2,000-subject cohort
+  (111 ROIs, 196 TRs), correlation. graphbrain = ``ConnectivityTransformer`` (default
+  engine, input checks included) and the bare kernel.
+
+Every pair is timed interleaved (reference, ours, reference, ours ...) with the same
+thread count for every library (``--threads``, default 1: torch.set_num_threads plus
+threadpoolctl for BLAS), medians of ``--repeats`` with min-max spread; results are
+checked equal (1e-5) before any ratio is printed. The script also measures this
+machine's memory bandwidth (numpy copy) and single-thread float32 GEMM rate, and prints
+the memory-traffic and FLOP floor of the dynamic-FC workload and the fraction reached.
+
+    python benchmarks/bench_fc.py [--repeats 5] [--threads 1] [--json out.json] [--quick]
 """
 
 from __future__ import annotations
@@ -13,8 +26,6 @@ from __future__ import annotations
 import os
 import sys
 
-# Same thread count for every library, set before numpy/torch load their BLAS: on a shared
-# 2-core machine, multi-threaded BLAS spin-waits and distorts the comparison.
 _threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, _threads)
@@ -23,108 +34,194 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from nilearn.connectome import ConnectivityMeasure  # noqa: E402
-from sklearn.covariance import EmpiricalCovariance  # noqa: E402
+from sklearn.covariance import EmpiricalCovariance, LedoitWolf  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
+from graphbrain.connectome import kernels  # noqa: E402
 from graphbrain.connectome.dynamic import sliding_window_fc  # noqa: E402
 from graphbrain.connectome.static import ConnectivityTransformer  # noqa: E402
 
 ABIDE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "abide_pcp"
 
 
-def load(n: int, t: int) -> tuple[np.ndarray, str]:
-    if (ABIDE / "ABIDE_pcp").is_dir():
-        from graphbrain.data import read_abide_pcp
+def load_abide() -> list[np.ndarray] | None:
+    if not (ABIDE / "ABIDE_pcp").is_dir():
+        return None
+    from graphbrain.data import read_abide_pcp
 
-        cohort = read_abide_pcp(ABIDE)
-        ts = [s.timeseries[:t] for s in cohort if s.n_timepoints >= t][:n]
-        return np.stack(ts).astype(np.float32), f"ABIDE-PCP ({len(ts)} subjects, {ts[0].shape[1]} ROIs, {t} TRs)"
-    from graphbrain.data import make_synthetic_cohort
-
-    c = make_synthetic_cohort(n_subjects=n, n_rois=111, n_timepoints=t)
-    return np.stack(c.timeseries()), f"synthetic ({n} subjects, 111 ROIs, {t} TRs)"
+    return [s.timeseries for s in read_abide_pcp(ABIDE, constant_roi="keep")]
 
 
-def best(fn, repeats: int, sync=lambda: None) -> float:
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
+def synthetic(n: int, t: int, r: int = 111, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mix = rng.standard_normal((r, r)) / np.sqrt(r)
+    return [(rng.standard_normal((t, r)) @ mix).astype(np.float32) for _ in range(n)]
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int, sync=lambda: None) -> dict[str, dict]:
+    """Run every function once (warm-up), then ``repeats`` rounds in turn; median/min/max s."""
+    for fn in fns.values():
         fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[k].append(time.perf_counter() - t0)
+    return {k: {"median_s": float(np.median(v)), "min_s": float(min(v)), "max_s": float(max(v)), "runs": len(v)}
+            for k, v in times.items()}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--subjects", type=int, default=100)
+def fmt(st: dict) -> str:
+    return f"{st['median_s'] * 1e3:9.1f} ms [{st['min_s'] * 1e3:.1f}-{st['max_s'] * 1e3:.1f}]"
+
+
+def machine_rates(repeats: int) -> dict[str, float]:
+    """Memory bandwidth (numpy copy of 256 MiB: read + write) and float32 GEMM GFLOP/s."""
+    a = np.ones(2**26, dtype=np.float32)
+    b = np.empty_like(a)
+    bw = []
+    for _ in range(max(3, repeats)):
+        t0 = time.perf_counter()
+        np.copyto(b, a)
+        bw.append(2 * a.nbytes / (time.perf_counter() - t0))
+    m = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    gf = []
+    for _ in range(max(3, repeats)):
+        t0 = time.perf_counter()
+        m @ m
+        gf.append(2 * 1024**3 / (time.perf_counter() - t0))
+    return {"copy_bandwidth_GBs": float(np.max(bw)) / 1e9, "gemm_f32_GFLOPs": float(np.max(gf)) / 1e9}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--subjects", type=int, default=100, help="subjects for dynamic FC")
     ap.add_argument("--timepoints", type=int, default=196)
     ap.add_argument("--window", type=int, default=50)
     ap.add_argument("--stride", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="threads for every library (BLAS and torch)")
+    ap.add_argument("--cohort", type=int, default=2000, help="synthetic static-FC cohort size")
+    ap.add_argument("--tangent-subjects", type=int, default=323, help="ABIDE subjects for the tangent kind")
+    ap.add_argument("--quick", action="store_true", help="small sizes, 2 repeats (a smoke run)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.subjects, args.cohort, args.repeats, args.tangent_subjects = 10, 50, 2, 20
     torch.set_num_threads(args.threads)
-    x, desc = load(args.subjects, args.timepoints)
-    n, t, r = x.shape
-    w, s = args.window, args.stride
-    starts = range(0, t - w + 1, s)
-    print(f"data: {desc}; machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} threads, device {args.device}")
+    threadpool_limits(args.threads)
+    res: dict = {"threads": args.threads, "machine": f"{platform.machine()} {os.cpu_count()} cores",
+                 "load_average": os.getloadavg(), "torch": torch.__version__, "numpy": np.__version__}
+    print(f"machine: {res['machine']}, load average {res['load_average']}, torch {torch.__version__}, "
+          f"numpy {np.__version__}, {args.threads} thread(s) for every library")
 
-    # --- dynamic FC ---
-    cm = ConnectivityMeasure(kind="correlation", cov_estimator=EmpiricalCovariance())
+    abide = None if args.quick else load_abide()
+    t, w, s = args.timepoints, args.window, args.stride
+    if abide is not None:
+        dyn = [x[:t] for x in abide if x.shape[0] >= t][: args.subjects]
+        desc = f"ABIDE-PCP, {len(dyn)} subjects, 111 ROIs, {t} TRs"
+    else:
+        dyn = synthetic(args.subjects, t)
+        desc = f"synthetic, {len(dyn)} subjects, 111 ROIs, {t} TRs"
+    x = np.stack(dyn).astype(np.float32)
+    n, _, r = x.shape
+    starts = range(0, t - w + 1, s)
+    nw = len(starts)
+    emp = ConnectivityMeasure(kind="correlation", cov_estimator=EmpiricalCovariance())
 
     def nilearn_dyn():
-        return [cm.fit_transform([xi[a : a + w] for a in starts]) for xi in x]
+        return np.stack([emp.fit_transform([xi[a : a + w] for a in starts]) for xi in x])
 
-    ref = np.stack(nilearn_dyn())
-    t_nil = best(nilearn_dyn, max(1, args.repeats // 2))
-
-    xt = torch.from_numpy(x).to(args.device)
-    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
-    out = sliding_window_fc(xt, w, s)
-    err = float(np.abs(out.cpu().numpy() - ref).max())
-    if err > 1e-5:
-        raise SystemExit(f"dynamic FC differs from nilearn: max abs error {err:.2e}")
-    t_gb = best(lambda: sliding_window_fc(xt, w, s), args.repeats, sync)
-    t_np = best(lambda: sliding_window_fc(x, w, s, backend="numpy"), args.repeats)
-    nwin = ref.shape[1] * n
-    print(f"dynamic FC, {nwin} windows ({n} x {ref.shape[1]}), window {w}, stride {s}; max |diff| vs nilearn {err:.1e}")
-    print(f"  nilearn ConnectivityMeasure per subject : {t_nil * 1e3:9.2f} ms")
-    print(f"  graphbrain numpy back end               : {t_np * 1e3:9.2f} ms  ({t_nil / t_np:7.1f}x nilearn)")
-    print(f"  graphbrain torch back end ({args.device:<4})        : {t_gb * 1e3:9.2f} ms  ({t_nil / t_gb:7.1f}x nilearn)")
+    xt = torch.from_numpy(x)
+    ref = nilearn_dyn()
+    err_np = float(np.abs(sliding_window_fc(x, w, s, backend="numpy") - ref).max())
+    err_t = float(np.abs(sliding_window_fc(xt, w, s).numpy() - ref).max())
+    if max(err_np, err_t) > 1e-5:
+        raise SystemExit(f"dynamic FC differs from nilearn: {err_np:.2e} / {err_t:.2e}")
+    st = interleaved({
+        "nilearn": nilearn_dyn,
+        "graphbrain numpy": lambda: sliding_window_fc(x, w, s, backend="numpy"),
+        "graphbrain torch (cpu)": lambda: sliding_window_fc(xt, w, s),
+    }, max(1, args.repeats // 2 + 1))
+    rates = machine_rates(args.repeats)
+    out_bytes = n * nw * r * r * 4
+    in_bytes = x.nbytes
+    flops_gemm = n * nw * 2 * w * r * r  # general matmul of each window
+    flops_syrk = flops_gemm / 2  # one triangle
+    mem_floor = (out_bytes + in_bytes) / (rates["copy_bandwidth_GBs"] * 1e9)
+    flop_floor = flops_syrk / (rates["gemm_f32_GFLOPs"] * 1e9)
+    floor = max(mem_floor, flop_floor)
+    best = min(st["graphbrain numpy"]["median_s"], st["graphbrain torch (cpu)"]["median_s"])
+    print(f"\ndynamic FC: {desc}; {n * nw} windows ({n} x {nw}), window {w}, stride {s}; "
+          f"max |diff| vs nilearn numpy {err_np:.1e}, torch {err_t:.1e}")
+    for k, v in st.items():
+        print(f"  {k:<26} {fmt(v)}  {st['nilearn']['median_s'] / v['median_s']:7.1f}x nilearn")
+    print(f"  machine: copy bandwidth {rates['copy_bandwidth_GBs']:.1f} GB/s, float32 GEMM "
+          f"{rates['gemm_f32_GFLOPs']:.1f} GFLOP/s ({args.threads} thread)")
+    print(f"  floor: memory {(out_bytes + in_bytes) / 1e6:.0f} MB -> {mem_floor * 1e3:.1f} ms; "
+          f"FLOPs {flops_syrk / 1e9:.2f} GFLOP (syrk; gemm {flops_gemm / 1e9:.2f}) -> {flop_floor * 1e3:.1f} ms; "
+          f"reached {floor / best:.0%} of the floor")
+    res["dynamic"] = {"data": desc, "windows": n * nw, "timing": st, "max_abs_diff": max(err_np, err_t),
+                      "ratio": st["nilearn"]["median_s"] / best, "rates": rates,
+                      "memory_floor_s": mem_floor, "flop_floor_s": flop_floor, "fraction_of_floor": floor / best}
 
     # --- static FC ---
-    series = list(x)
-    res = {}
-    for kind in ("correlation", "tangent"):
-        ref_cm = ConnectivityMeasure(kind=kind)
-        ref_out = ref_cm.fit_transform(series)
-        t_ref = best(lambda k=kind: ConnectivityMeasure(kind=k).fit_transform(series), 3)
-        ours = ConnectivityTransformer(kind=kind)
-        got = ours.fit(series).transform(series)
-        serr = float(np.abs(got - ref_out).max())
-        if serr > 1e-4:
-            raise SystemExit(f"static {kind} differs from nilearn: {serr:.2e}")
-        t_ours = best(lambda k=kind: ConnectivityTransformer(kind=k).fit(series).transform(series), 3)
-        res[kind] = (t_ref, t_ours, serr)
-        print(f"static {kind:<12} nilearn {t_ref * 1e3:8.1f} ms, graphbrain {t_ours * 1e3:8.1f} ms "
-              f"({t_ref / t_ours:4.2f}x; max |diff| {serr:.1e})")
+    static_sets = []
+    if abide is not None:
+        static_sets.append(("ABIDE 323", abide, ["correlation", "partial correlation", "covariance", "precision",
+                                                 "tangent"]))
+    else:
+        static_sets.append(("synthetic mixed lengths", synthetic(args.subjects * 3, t) +
+                            synthetic(args.subjects, t + 40, seed=1), ["correlation", "partial correlation",
+                                                                       "covariance", "precision", "tangent"]))
+    static_sets.append((f"synthetic {args.cohort}", synthetic(args.cohort, t, seed=2), ["correlation"]))
+    res["static"] = {}
+    print()
+    for name, series, kinds in static_sets:
+        series64 = [np.asarray(a, dtype=np.float64) for a in series]
+        for kind in kinds:
+            data = series[: args.tangent_subjects] if kind == "tangent" else series
+            data64 = series64[: len(data)]
+            reps = 1 if kind == "tangent" else args.repeats
+
+            def nil(k=kind, d=data64):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return np.asarray(ConnectivityMeasure(kind=k, cov_estimator=LedoitWolf(store_precision=False))
+                                      .fit_transform(d))
+
+            def ours(k=kind, d=data):
+                return ConnectivityTransformer(kind=k).fit(d).transform(d)
+
+            fns = {"nilearn": nil, "ConnectivityTransformer": ours}
+            if kind != "tangent":
+                fns["kernel"] = lambda k=kind, d=data: kernels.connectivity(d, k)
+            ref = np.nan_to_num(nil())
+            got = ours()
+            scale = max(1.0, float(np.abs(ref).max())) if kind in ("covariance", "precision") else 1.0
+            err = float(np.abs(got - ref).max()) / scale
+            if err > 1e-5:
+                raise SystemExit(f"static {kind} on {name} differs from nilearn: {err:.2e}")
+            stt = interleaved(fns, reps)
+            base = stt["nilearn"]["median_s"]
+            line = "  ".join(f"{k} {fmt(v)} ({base / v['median_s']:.1f}x)" for k, v in stt.items() if k != "nilearn")
+            print(f"static {kind:<19} {name} ({len(data)} subj.): nilearn {fmt(stt['nilearn'])}  {line}  "
+                  f"max |diff|{'/scale' if scale > 1 else ''} {err:.1e}", flush=True)
+            res["static"][f"{name}/{kind}"] = {"subjects": len(data), "timing": stt, "max_abs_diff": err,
+                                              "ratio": base / stt["ConnectivityTransformer"]["median_s"]}
     if args.json:
-        args.json.write_text(json.dumps({
-            "data": desc, "device": args.device, "threads": args.threads,
-            "dynamic": {"nilearn_s": t_nil, "numpy_s": t_np, "torch_s": t_gb, "ratio_torch": t_nil / t_gb,
-                        "max_abs_diff": err},
-            "static": {k: {"nilearn_s": a, "graphbrain_s": b, "max_abs_diff": e} for k, (a, b, e) in res.items()},
-        }, indent=2))
+        args.json.write_text(json.dumps(res, indent=2))
+    return res
 
 
 if __name__ == "__main__":

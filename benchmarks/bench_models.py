@@ -24,7 +24,10 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -200,6 +203,192 @@ def dense_vs_sparse(device: str, batch: int, seconds: float) -> dict:
     }
 
 
+PEERS = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "stagin"
+
+
+def load_original() -> tuple[Any, Any] | None:
+    """STAGIN's original ``model`` and ``bold`` modules from ../shared/peers/stagin (GPL-3.0,
+    imported at run time for measurement only, never copied), or ``None`` when absent."""
+    if not (PEERS / "model.py").is_file():
+        return None
+    try:
+        import einops  # noqa: F401 - the original code needs it
+    except ImportError:
+        return None
+    import importlib.util
+
+    mods = []
+    for name in ("model", "bold"):
+        spec = importlib.util.spec_from_file_location(f"stagin_original_{name}", PEERS / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)  # type: ignore[union-attr]
+        mods.append(mod)
+    return mods[0], mods[1]
+
+
+def _abide_series(n: int, t: int) -> torch.Tensor | None:
+    root = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "abide_pcp"
+    if not (root / "ABIDE_pcp").is_dir():
+        return None
+    from graphbrain.data import read_abide_pcp
+
+    # default policy: subjects with a constant ROI are left out (the original's corrcoef gives NaN)
+    ts = [s.timeseries[:t] for s in read_abide_pcp(root) if s.n_timepoints >= t][:n]
+    return torch.from_numpy(np.stack(ts).astype(np.float32))
+
+
+def original_step_fn(orig_model: Any, orig_bold: Any, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                     window: int, stride: int, reg_lambda: float) -> Any:
+    """One training step exactly as STAGIN's experiment.py: dynamic FC by its window loop,
+    identity node features, GRU time-stamping over the series, per-window percentile
+    threshold + nonzero into a torch.sparse matrix, cross-entropy + reg_lambda * ortho."""
+    from einops import rearrange, repeat
+
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+    b, _, r = x.shape
+
+    def step() -> float:
+        dyn_a, points = orig_bold.process_dynamic_fc(x, window, stride)
+        ends = [p + window for p in points]
+        dyn_v = repeat(torch.eye(r, device=x.device), "n1 n2 -> b t n1 n2", t=len(points), b=b)
+        logit, _, _, reg = model(dyn_v, dyn_a, rearrange(x, "b t c -> t b c"), ends)
+        loss = F.cross_entropy(logit, y) + reg_lambda * reg
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    return step
+
+
+def graphbrain_step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, window: int, stride: int,
+                       amp: bool = False) -> Any:
+    """One graphbrain STAGIN training step from the same series (dynamic FC included)."""
+    from graphbrain.connectome.dynamic import sliding_window_fc
+
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+    dev = x.device.type
+
+    def step() -> float:
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
+            out = model({"dfc": sliding_window_fc(x, window, stride)})
+            loss = F.cross_entropy(out.logits.float(), y) + out.aux_loss.float()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    return step
+
+
+def check_shared_maths(orig_model: Any, model: torch.nn.Module, dfc: torch.Tensor) -> dict[str, float]:
+    """Copy the original's GIN and SERO weights into graphbrain's STAGIN and feed both the
+    original's own adjacency (percentile threshold, self-loops): GIN outputs, SERO readouts
+    and the orthogonality regulariser must agree. (Full logits differ by design: graphbrain
+    encodes window position with an embedding instead of the GRU over all TRs, and its
+    temporal transformer keeps residual connections.)"""
+    from graphbrain.models.layers import orthogonality_penalty
+
+    orig_model.eval()
+    model.eval()
+    deep = getattr(model, "deep", model)
+    with torch.no_grad():
+        for og, gg, orr, gr in zip(orig_model.gnn_layers, deep.gin, orig_model.readout_modules, deep.readouts):
+            gg.mlp.load_state_dict(og.mlp.state_dict())
+            gg.eps.copy_(og.epsilon.reshape(1))
+            gr.embed.load_state_dict(orr.embed.state_dict())
+            gr.attend.load_state_dict(orr.attend.state_dict())
+        b, w, r, _ = dfc.shape
+        a_sparse = orig_model._collate_adjacency(dfc, orig_model.sparsity)
+        a_dense = a_sparse.to_dense().reshape(b, w, r, b, w, r)
+        idx = torch.arange(b * w)
+        a_dense = a_dense.reshape(b * w, r, b * w, r)[idx, :, idx, :]  # (G, R, R) diagonal blocks
+        eye = torch.eye(r)
+        h0 = torch.randn(b * w * r, deep.hidden)
+        ho, hg = h0, h0.reshape(b * w, r, -1)
+        diffs = {"gin": 0.0, "sero": 0.0, "ortho": 0.0}  # gin, sero: relative to the max; ortho: absolute
+        for og, gg, orr, gr in zip(orig_model.gnn_layers, deep.gin, orig_model.readout_modules, deep.readouts):
+            ho = og(ho, a_sparse)
+            hg = gg(hg, a_dense - eye)  # graphbrain adds the self term as (1 + eps) h
+            # relative to the largest activation (float32, 4 layers with BatchNorm)
+            diffs["gin"] = max(diffs["gin"], float((ho.reshape(b * w, r, -1) - hg).abs().max() / ho.abs().max()))
+            bridge = ho.reshape(b, w, r, -1).transpose(0, 1)  # 't b n c' as in the original
+            ro, _ = orr(bridge, node_axis=2)
+            rg, _ = gr(hg)
+            diffs["sero"] = max(diffs["sero"], float((ro.transpose(0, 1).reshape(b * w, -1) - rg).abs().max()
+                                                     / ro.abs().max()))
+            lat = bridge.reshape(w * b, r, -1)
+            inner = torch.bmm(lat, lat.permute(0, 2, 1))
+            ref = (inner / inner.max(-1)[0].unsqueeze(-1) - eye).triu().norm(dim=(1, 2)).mean()
+            diffs["ortho"] = max(diffs["ortho"], float((ref - orthogonality_penalty(lat)).abs()))
+    return diffs
+
+
+def stagin_vs_original(device: str, batch: int, rounds: int, steps: int, amp_batch: int | None = None) -> dict:
+    """Original STAGIN training step against graphbrain's, same subjects, interleaved rounds."""
+    loaded = load_original()
+    if loaded is None:
+        return {"skipped": "original STAGIN code (../shared/peers/stagin) or einops not available"}
+    orig_m, orig_b = loaded
+    window, stride, t = 50, 3, 196
+    x = _abide_series(batch, t)
+    src = "ABIDE-PCP" if x is not None else "synthetic"
+    if x is None:
+        x = torch.randn(batch, t, 111, generator=torch.Generator().manual_seed(0))
+    x = x.to(device)
+    r = x.shape[-1]
+    y = (torch.arange(batch, device=device) % 2)
+    torch.manual_seed(0)
+    orig = orig_m.ModelSTAGIN(input_dim=r, hidden_dim=128, num_classes=2, num_heads=1, num_layers=4,
+                              sparsity=30, dropout=0.5, cls_token="sum", readout="sero").to(device)
+    from graphbrain.connectome.dynamic import sliding_window_fc
+    from graphbrain.models import get_model_spec
+
+    nw = sliding_window_fc(x[:1], window, stride).shape[1]
+    ours = get_model_spec("stagin").builder(n_rois=r, n_windows=nw, hidden=128, n_layers=4, top_percent=30.0,
+                                            linear_path=False).to(device)
+    dfc_orig, _ = orig_b.process_dynamic_fc(x.cpu(), window, stride)
+    dfc_diff = float((dfc_orig - sliding_window_fc(x.cpu(), window, stride)).abs().max())
+    diffs = check_shared_maths(orig, ours, dfc_orig[: min(batch, 2)])
+    orig.train()
+    ours.train()
+    fns = {"original": original_step_fn(orig_m, orig_b, orig, x, y, window, stride, 1e-5),
+           "graphbrain": graphbrain_step_fn(ours, x, y, window, stride)}
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            _sync(device)
+            times[k].append(batch * steps / (time.perf_counter() - t0))
+    sps = {k: float(np.median(v)) for k, v in times.items()}
+    return {"data": f"{src}, {batch} subjects x {t} TRs, {r} ROIs, {nw} windows", "batch": batch,
+            "subjects_per_s": sps, "spread": {k: [float(min(v)), float(max(v))] for k, v in times.items()},
+            "ratio": sps["graphbrain"] / sps["original"], "dfc_max_diff": dfc_diff, "shared_maths_max_diff": diffs}
+
+
+def profile_step(device: str, batch: int, rows: int = 15) -> str:
+    """torch.profiler table (self CPU time) of graphbrain's STAGIN training step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from graphbrain.models import get_model_spec
+
+    x = torch.randn(batch, 196, R, device=device)
+    model = get_model_spec("stagin").builder(n_rois=R, n_windows=49, linear_path=False).to(device)
+    step = graphbrain_step_fn(model, x, torch.arange(batch, device=device) % 2, 50, 3)
+    step()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=acts) as prof:
+        for _ in range(2):
+            step()
+    key = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -207,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=3.0, help="timing budget per measurement")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--amp", default="none", choices=["none", "bf16"])
+    ap.add_argument("--only-original", action="store_true", help="only STAGIN vs its original code")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds, STAGIN vs original")
+    ap.add_argument("--steps", type=int, default=2, help="training steps per round, STAGIN vs original")
+    ap.add_argument("--profile", action="store_true", help="print a torch.profiler table of the STAGIN step")
+    ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--_child", nargs=2, metavar=("MODEL", "BATCH"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -215,6 +409,26 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(res))
         return 0
     cpu = args.device == "cpu"
+    print(f"device={args.device} threads={args.threads} torch={torch.__version__}")
+    vs = stagin_vs_original(args.device, 3, args.rounds, args.steps)
+    if "skipped" in vs:
+        print(f"STAGIN vs original: skipped ({vs['skipped']})")
+    else:
+        sps, sp = vs["subjects_per_s"], vs["spread"]
+        print(f"STAGIN training vs the original code ({vs['data']}, minibatch {vs['batch']}, "
+              f"{args.rounds} interleaved rounds x {args.steps} steps, median [min-max]):")
+        print("| implementation | train subjects/s |\n|---|---|")
+        for k in ("original", "graphbrain"):
+            print(f"| {k} | {sps[k]:.2f} [{sp[k][0]:.2f}-{sp[k][1]:.2f}] |")
+        print(f"ratio graphbrain / original: {vs['ratio']:.2f}x; dynamic FC max |diff| {vs['dfc_max_diff']:.1e}; "
+              f"same weights, shared maths max |diff|: " +
+              ", ".join(f"{k} {v:.1e}" for k, v in vs["shared_maths_max_diff"].items()), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"stagin_vs_original": vs}, indent=2))
+    if args.profile:
+        print(profile_step(args.device, 3))
+    if args.only_original:
+        return 0
     plan = [("stagin", 3), ("stagin", 16 if cpu else 256), ("bnt", 32 if cpu else 256),
             ("brainnetcnn", 32 if cpu else 256), ("gin", 32 if cpu else 256), ("gcn", 32 if cpu else 256),
             ("gat", 32 if cpu else 256)]

@@ -116,9 +116,29 @@ class AttentionEncoderLayer(nn.Module):
         return x, w
 
 
+class _BatchedGram(torch.autograd.Function):
+    """``H H^T`` ``(G, R, R)`` with a one-matmul backward: ``dH = (dY + dY^T) H``.
+
+    autograd's ``bmm`` backward runs two matmuls (one per operand); the Gram's operands are
+    the same tensor, so one suffices. In STAGIN's training step the regulariser's Gram was
+    the largest FLOP consumer (as large as the GIN aggregation), so this saves about a
+    sixth of the step's matmul FLOPs.
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(h)
+        return torch.bmm(h, h.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (h,) = ctx.saved_tensors
+        return torch.bmm(grad + grad.transpose(1, 2), h)
+
+
 def orthogonality_penalty(h: torch.Tensor) -> torch.Tensor:
     """STAGIN's orthogonal regulariser on node embeddings ``h`` ``(G, R, C)`` -> scalar."""
-    inner = torch.bmm(h, h.transpose(1, 2))  # (G, R, R)
+    inner = _BatchedGram.apply(h) if h.requires_grad else torch.bmm(h, h.transpose(1, 2))  # (G, R, R)
     scale = inner.amax(dim=-1, keepdim=True).clamp_min(1e-8)
     eye = torch.eye(h.shape[1], dtype=h.dtype, device=h.device)
     return torch.triu(inner / scale - eye).norm(dim=(1, 2)).mean()
