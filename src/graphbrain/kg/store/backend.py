@@ -184,7 +184,9 @@ def _open_arrow(path: Path) -> Any:
     import pyarrow as pa
 
     with pa.memory_map(str(path), "r") as src:
-        return pa.ipc.open_file(src).read_all()
+        t = pa.ipc.open_file(src).read_all()
+    # single-batch files (as written by build_store) map to plain arrays without copying
+    return pa.table({c: (t.column(c).chunk(0) if t.column(c).num_chunks == 1 else t.column(c).combine_chunks()) for c in t.column_names})
 
 
 class StoreBackend(Backend):

@@ -61,7 +61,9 @@ def _save(path: Path, arr: np.ndarray) -> None:
 
 def _write_arrow(path: Path, table: Any) -> None:
     _, _, feather = _pa()
-    feather.write_feather(table, str(path), compression="uncompressed")
+    # one record batch: positional access on the mapped file is then O(1) (binary search)
+    table = table.combine_chunks()
+    feather.write_feather(table, str(path), compression="uncompressed", chunksize=max(table.num_rows, 1))
 
 
 def _map_unique(values: Any, fn: Any, cache: dict[str, Any]) -> np.ndarray:

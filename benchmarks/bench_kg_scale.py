@@ -1,0 +1,147 @@
+"""UMLS-scale benchmark of the on-disk knowledge-graph store.
+
+For each size (total RRF rows, split 20 % MRCONSO / 80 % MRREL like a real release's
+16M + 60M): generate a synthetic release in the real column layout (benchmarks/gen_rrf.py),
+build the store in a child process under ``/usr/bin/time -v`` (wall time, rows/s, peak RSS),
+then, in a *new* process, open the store and answer a first look-up and a first diagnosis
+(timed inside the process, interpreter and imports reported apart). At the smallest size the
+line-by-line ``read_rrf`` + in-memory graph is measured in the same run as the reference.
+Generated files are deleted after each size.
+
+    python benchmarks/bench_kg_scale.py --sizes 1000000 5000000 20000000 --work /tmp/kgscale \
+        --out benchmarks/results_kg_scale.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+FIRST_QUERY = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from graphbrain.kg import KnowledgeGraph
+t1 = time.perf_counter()
+kg = KnowledgeGraph.open(sys.argv[1])
+t2 = time.perf_counter()
+hits = kg.lookup(sys.argv[2], limit=5)
+t3 = time.perf_counter()
+res = kg.diagnose(sys.argv[3:], top_k=10)
+t4 = time.perf_counter()
+res2 = kg.diagnose(sys.argv[3:4], top_k=10)
+t5 = time.perf_counter()
+fz = kg.lookup("tremor rigidity", mode="fuzzy", limit=5)
+t6 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "open_s": t2 - t1, "first_lookup_s": t3 - t2,
+                  "first_diagnose_s": t4 - t3, "second_diagnose_s": t5 - t4, "first_fuzzy_s": t6 - t5,
+                  "open_to_first_diagnosis_s": t4 - t1, "hits": len(hits), "candidates": len(res.candidates),
+                  "fuzzy_hits": len(fz)}))
+"""
+
+REFERENCE = r"""
+import json, sys, time, resource
+t0 = time.perf_counter()
+from graphbrain.kg.readers.rrf import read_rrf
+kg = read_rrf(sys.argv[1]).to_kg()
+t1 = time.perf_counter()
+print(json.dumps({"wall_s": t1 - t0, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "concepts": len(kg), "relations": kg.backend.num_relations()}))
+"""
+
+
+def _time_v(cmd: list[str], timeout: int) -> tuple[dict, str]:
+    p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed: {p.stderr[-2000:]}")
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+    w = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", p.stderr)
+    parts = [float(x) for x in w.group(1).split(":")] if w else [0.0]
+    wall = sum(v * 60 ** i for i, v in enumerate(reversed(parts)))
+    return {"peak_rss_mb": int(m.group(1)) / 1024 if m else None, "wall_s": wall}, p.stdout
+
+
+def run_size(n: int, work: Path, timeout: int, reference: bool) -> dict:
+    sys.path.insert(0, str(HERE))
+    from gen_rrf import generate
+
+    meta, store = work / f"meta_{n}", work / f"store_{n}"
+    shutil.rmtree(meta, ignore_errors=True)
+    shutil.rmtree(store, ignore_errors=True)
+    n_conso, n_rel = n // 5, n - n // 5
+    t = time.perf_counter()
+    generate(meta, n_conso, n_rel, seed=0)
+    gen_s = time.perf_counter() - t
+    size_mb = sum(f.stat().st_size for f in meta.iterdir()) / 2**20
+    build_py = (
+        "import json, sys; from graphbrain.kg.store import build_store; "
+        "m = build_store(sys.argv[1], sys.argv[2]); "
+        "print(json.dumps({k: m[k] for k in ('concepts', 'relations', 'build_seconds')}))"
+    )
+    tv, out = _time_v([sys.executable, "-c", build_py, str(meta), str(store)], timeout)
+    built = json.loads(out.strip().splitlines()[-1])
+    rows = n_conso + n_rel + built["concepts"]  # + MRSTY (one row per concept)
+    store_mb = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / 2**20
+    # a finding with diseases: the tail of a has_manifestation edge
+    from graphbrain.kg import KnowledgeGraph
+
+    kg = KnowledgeGraph.open(store)
+    be = kg.backend
+    code = be.relation_code("has_manifestation")
+    import numpy as np
+
+    e = np.flatnonzero(np.asarray(be.rel[:200000]) == code)[:3]
+    findings = [be.ids[int(be.tail[i])] for i in e]
+    name = be.name_of(findings[0])
+    del kg, be
+    q = subprocess.run([sys.executable, "-c", FIRST_QUERY, str(store), name, *findings],
+                       capture_output=True, text=True, timeout=300)
+    if q.returncode != 0:
+        raise RuntimeError(q.stderr[-2000:])
+    first = json.loads(q.stdout.strip().splitlines()[-1])
+    res = {
+        "rows_total": n, "mrconso_rows": n_conso, "mrrel_rows": n_rel, "mrsty_rows": built["concepts"],
+        "rrf_mb": round(size_mb, 1), "generate_s": round(gen_s, 1),
+        "build_wall_s": round(tv["wall_s"], 2), "build_inner_s": built["build_seconds"],
+        "rows_per_s": round(rows / tv["wall_s"]), "peak_rss_mb": round(tv["peak_rss_mb"], 1),
+        "concepts": built["concepts"], "relations": built["relations"], "store_mb": round(store_mb, 1),
+        "first_query": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in first.items()},
+    }
+    if reference:
+        tr, out = _time_v([sys.executable, "-c", REFERENCE, str(meta)], timeout)
+        ref = json.loads(out.strip().splitlines()[-1])
+        res["reference_read_rrf"] = {"wall_s": round(tr["wall_s"], 2), "rows_per_s": round(rows / tr["wall_s"]),
+                                     "peak_rss_mb": round(tr["peak_rss_mb"], 1)}
+        res["speedup_vs_read_rrf"] = round(tr["wall_s"] / tv["wall_s"], 2)
+        assert ref["concepts"] == built["concepts"] and ref["relations"] == built["relations"]
+    shutil.rmtree(meta, ignore_errors=True)
+    shutil.rmtree(store, ignore_errors=True)
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
+    p.add_argument("--work", type=Path, default=Path("/tmp/kgscale"))
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--timeout", type=int, default=3000)
+    a = p.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for i, n in enumerate(a.sizes):
+        r = run_size(n, a.work, a.timeout, reference=(i == 0))
+        print(json.dumps(r), flush=True)
+        results.append(r)
+        if a.out:
+            a.out.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
