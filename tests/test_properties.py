@@ -6,6 +6,8 @@ Each property is a mathematical fact checked against an independent computation
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -14,7 +16,9 @@ from graphbrain.connectome.dynamic import n_windows, sliding_window_fc
 from graphbrain.connectome.static import ConnectivityTransformer, vectorize_fc
 from graphbrain.training.splits import inner_split, leave_site_out, make_folds
 
-FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# tools/mutation.py lowers the example count (each mutant reruns these tests)
+N_EXAMPLES = int(os.environ.get("GRAPHBRAIN_HYPOTHESIS_EXAMPLES", "30"))
+FAST = settings(max_examples=N_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # -- splits ------------------------------------------------------------------------------------
@@ -166,7 +170,7 @@ def test_fisher_z_and_vectorize_are_the_stated_transforms(x):
     np.testing.assert_allclose(vectorize_fc(r[None])[0], r[il], atol=1e-6)
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=min(5, N_EXAMPLES), deadline=None)
 @given(st.integers(0, 2**31 - 1))
 def test_tangent_vectors_of_the_training_set_average_to_zero(seed):
     """At the geometric (Riemannian) mean M of the training covariances, the log-maps

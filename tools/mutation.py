@@ -112,7 +112,10 @@ def run_module(key: str, work_root: Path, *, sample: int | None, seed: int, max_
     target, tests = MODULES[key]
     work = work_root / key
     _prepare(work, target, tests)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+    env = dict(
+        os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
+        GRAPHBRAIN_HYPOTHESIS_EXAMPLES=os.environ.get("GRAPHBRAIN_HYPOTHESIS_EXAMPLES", "8"),
+    )
     t0 = time.perf_counter()
     names: list[str] = []
     if sample is not None:

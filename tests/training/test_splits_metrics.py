@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score, roc_auc_score
 
 from graphbrain.errors import ConfigError
 from graphbrain.training import binary_metrics, inner_split, leave_site_out, make_folds, summarize
@@ -44,19 +43,34 @@ def test_inner_split_stays_inside_training_fold():
     assert len(val_idx) == pytest.approx(len(train) * 0.25, abs=1)
 
 
-def test_metrics_agree_with_sklearn():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 200)
-    p = np.clip(0.3 * y + rng.random(200) * 0.7, 0, 1)
+def test_metrics_agree_with_hand_computation():
+    """Every metric against values counted by hand on 8 subjects (threshold 0.5, ties >= 0.5)."""
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    p = np.array([0.9, 0.6, 0.4, 0.7, 0.2, 0.5, 0.1, 0.5])
+    # predictions 1 1 0 1 0 1 0 1 -> TP 3 (0, 1, 7), FN 1 (2), FP 2 (3, 5), TN 2 (4, 6)
+    # AUROC: of the 16 (positive, negative) pairs the positive scores higher in
+    # 4 (0.9) + 3 (0.6) + 2 (0.4) + 2 (0.5) pairs, and 0.5 ties 0.5 once (half a pair): 11.5 / 16
     m = binary_metrics(y, p)
-    pred = (p >= 0.5).astype(int)
-    assert m["auroc"] == pytest.approx(roc_auc_score(y, p))
-    assert m["sensitivity"] == pytest.approx(recall_score(y, pred))
-    assert m["specificity"] == pytest.approx(recall_score(1 - y, 1 - pred))
-    assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
-    assert m["f1"] == pytest.approx(f1_score(y, pred))
-    one_class = binary_metrics(np.ones(5, int), np.full(5, 0.9))
-    assert np.isnan(one_class["auroc"]) and one_class["accuracy"] == 1.0
+    assert m["accuracy"] == 5 / 8
+    assert m["sensitivity"] == 3 / 4
+    assert m["specificity"] == 2 / 4
+    assert m["balanced_accuracy"] == (3 / 4 + 2 / 4) / 2
+    assert m["f1"] == pytest.approx(2 * 3 / (2 * 3 + 2 + 1))
+    assert m["auroc"] == pytest.approx(11.5 / 16)
+    assert m["n"] == 8
+    # a one-class fold: AUROC and specificity undefined, balanced accuracy = sensitivity
+    one_class = binary_metrics(np.ones(3, int), np.array([0.9, 0.4, 0.6]))
+    assert np.isnan(one_class["auroc"]) and np.isnan(one_class["specificity"])
+    assert one_class["sensitivity"] == one_class["balanced_accuracy"] == one_class["accuracy"] == 2 / 3
+    assert one_class["f1"] == pytest.approx(2 * 2 / (2 * 2 + 0 + 1))
+    # another threshold moves the predictions: at 0.65 only 0.9 and 0.7 are positive
+    m65 = binary_metrics(y, p, threshold=0.65)
+    assert (m65["sensitivity"], m65["specificity"]) == (1 / 4, 3 / 4)
     s = summarize([m, one_class])
-    assert s["auroc"]["n_folds"] == 1 and s["accuracy"]["n_folds"] == 2
-    assert s["accuracy"]["mean"] == pytest.approx((m["accuracy"] + 1.0) / 2)
+    assert s["auroc"]["n_folds"] == 1 and s["auroc"]["mean"] == pytest.approx(11.5 / 16)
+    assert s["auroc"]["std"] == 0.0
+    assert s["accuracy"]["n_folds"] == 2
+    assert s["accuracy"]["mean"] == pytest.approx((5 / 8 + 2 / 3) / 2)
+    # sample standard deviation (ddof=1) of two values a, b is |a - b| / sqrt(2)
+    assert s["accuracy"]["std"] == pytest.approx(abs(5 / 8 - 2 / 3) / np.sqrt(2))
+    assert np.isnan(summarize([{}])["auroc"]["mean"])
