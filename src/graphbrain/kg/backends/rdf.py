@@ -628,6 +628,7 @@ class RdflibBackend(_SparqlBackend):
         self._rel_types = sorted(rel_types)
         self._keys_cache: dict[str, dict[str, list[tuple[str, str]]]] | None = None
         self._relations: list[Relation] | None = None
+        self._concepts: list[Concept] | None = None
         self._concept_nodes: frozenset[Any] | None = None
 
     def _bind(self, bindings: dict[str, Any] | None) -> dict[str, Any]:
@@ -715,6 +716,9 @@ class RdflibBackend(_SparqlBackend):
         return out
 
     def iter_concepts(self) -> Iterator[Concept]:
+        if self._concepts is not None:
+            yield from self._concepts
+            return
         g = self.graph
         triples: list[Triple] = []
         for pred in (RDF_TYPE, SKOS_NS + "prefLabel", SKOS_NS + "altLabel", VOCAB_NS + "xref",
@@ -723,8 +727,10 @@ class RdflibBackend(_SparqlBackend):
             for s, o in g.subject_objects(u):
                 if str(s).startswith(CONCEPT_NS):
                     triples.append((("iri", str(s)), ("iri", pred), _generic(o)))
-        concepts, _ = records_from_triples(triples + self._sty_triples())
-        yield from sorted(concepts, key=lambda c: c.id)
+        if self._concepts is None:  # read-only store: list the concepts once
+            concepts, _ = records_from_triples(triples + self._sty_triples())
+            self._concepts = sorted(concepts, key=lambda c: c.id)
+        yield from self._concepts
 
     def num_concepts(self) -> int:
         self._is_concept(None)

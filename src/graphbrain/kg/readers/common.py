@@ -104,11 +104,17 @@ def skipped_by_reason(stats: Counter[str] | dict[str, int]) -> dict[str, int]:
     return out
 
 
-def describe_skipped(stats: Counter[str] | dict[str, int]) -> str:
-    """``'3 rows skipped: MRCONSO.RRF fields 2, MRREL.RRF encoding 1'`` (empty when none)."""
-    by = skipped_by_reason(stats)
+def format_skipped(by_reason: dict[str, int]) -> str:
+    """``'3 rows skipped: MRCONSO.RRF fields 2, MRREL.RRF encoding 1'`` from ``FILE:reason``
+    counts (empty when none)."""
+    by = {k: v for k, v in sorted(by_reason.items()) if v}
     if not by:
         return ""
     total = sum(by.values())
     parts = [f"{k.rsplit(':', 1)[0]} {k.rsplit(':', 1)[1]} {v}" for k, v in by.items()]
     return f"{total} row{'s' if total != 1 else ''} skipped: " + ", ".join(parts)
+
+
+def describe_skipped(stats: Counter[str] | dict[str, int]) -> str:
+    """:func:`format_skipped` of reader ``stats``."""
+    return format_skipped(skipped_by_reason(stats))

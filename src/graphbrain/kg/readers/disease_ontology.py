@@ -44,6 +44,7 @@ from graphbrain.kg.model import (
     normalise_xref,
     relation_name,
 )
+from graphbrain.kg.readers.common import ReadError, decode_lines
 
 SOURCE = "DO"
 ROOT_ID = "DOID:4"
@@ -69,10 +70,11 @@ _QUOTED = re.compile(r"'([^']+)'|([^\s()']+)")
 def _read_tsv(path: Path) -> list[list[str]]:
     if not path.is_file():
         raise DataError("Disease Ontology report file not found", source=str(path), reason="missing")
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh, delimiter="\t"))
+    # decode line by line first: a byte that is not UTF-8 is named with its line and column
+    lines = [text + "\n" for _, text in decode_lines(path)]
+    rows = list(csv.reader(lines, delimiter="\t"))
     if not rows:
-        raise DataError("empty report file", source=str(path), reason="empty")
+        raise ReadError("empty report file", file=path, line=1, column=1, reason="empty")
     return rows
 
 
@@ -140,12 +142,14 @@ def read_disease_ontology(
     # diseases and is-a
     rows = _read_tsv(do_dir / "HumanDO.tsv")
     if [h.strip() for h in rows[0][:3]] != ["id", "label", "subClassOf"]:
-        raise DataError(f"unexpected header {rows[0]}", source=str(do_dir / "HumanDO.tsv"), reason="header")
+        raise ReadError(f"unexpected header {rows[0]}", file=do_dir / "HumanDO.tsv", line=1, column=1,
+                        reason="header")
     labels: dict[str, str] = {}
     parents: dict[str, list[str]] = {}
     for lineno, row in enumerate(rows[1:], start=2):
         if len(row) < 2 or not row[0].startswith("DOID:"):
-            raise DataError("expected a DOID and a label", source=f"{do_dir / 'HumanDO.tsv'}:{lineno}")
+            raise ReadError("expected a DOID and a label", file=do_dir / "HumanDO.tsv", line=lineno,
+                            column=1 if not row or not row[0].startswith("DOID:") else len(row[0]) + 2)
         labels[row[0]] = row[1]
         if len(row) > 2 and row[2]:
             parents.setdefault(row[0], []).append(row[2])
@@ -186,7 +190,9 @@ def read_disease_ontology(
         relations.extend(sr)
     for lineno, row in enumerate(_read_tsv(do_dir / "disease-symptom.tsv")[1:], start=2):
         if len(row) < 4:
-            raise DataError("expected 4 columns", source=f"{do_dir / 'disease-symptom.tsv'}:{lineno}")
+            raise ReadError(f"expected 4 tab-separated columns, found {len(row)}",
+                            file=do_dir / "disease-symptom.tsv", line=lineno,
+                            column=sum(len(c) + 1 for c in row) + 1, reason="fields")
         did, _, sid, slabel = row[:4]
         if did not in concepts:
             stats["symptom_rows_unknown_disease"] += 1
