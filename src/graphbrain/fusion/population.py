@@ -15,8 +15,9 @@ with edge weights, as in the paper) classifies nodes.
 What each mode assumes:
 
 * ``mode="inductive"`` (default): the GCN is trained on the training subjects' graph only.
-  At prediction each new subject joins the graph with edges to training subjects (never
-  to other test subjects), and its class is read from its node. Nothing about test
+  At prediction each new subject joins the training graph on its own, with edges to its
+  ``k`` most similar training subjects (never to other test subjects), and its class is
+  read from its node. Nothing about test
   subjects is used before prediction; predictions of one test subject do not depend on
   which other subjects are being predicted.
 * ``mode="transductive"``: the original recipe. The graph holds training *and* test
@@ -259,11 +260,19 @@ class PopulationGraphClassifier(CohortClassifier):
         if self.mode == "transductive":
             ei, ew = self._graph(x, pheno, n_train, test_links=True)
             self._train(x, ei, ew, self.train_y_, np.arange(n_train))  # type: ignore[arg-type]
-        else:
-            ei, ew = self._graph(x, pheno, n_train, test_links=False)
+            with torch.no_grad():
+                out = torch.softmax(self.net(torch.as_tensor(x), ei, ew), 1).numpy()  # type: ignore[misc]
+            return out[n_train:]
+        # Inductive: each new subject joins the training graph on its own (edges to its k
+        # nearest training subjects), so its prediction depends on the training graph and
+        # itself only, never on which other subjects are predicted with it.
+        probs = []
         with torch.no_grad():
-            out = torch.softmax(self.net(torch.as_tensor(x), ei, ew), 1).numpy()  # type: ignore[misc]
-        return out[n_train:]
+            for i in range(len(xt)):
+                xi = np.concatenate([self.train_x_, xt[i : i + 1]])
+                ei, ew = self._graph(xi, self.train_pheno_ + [pheno[n_train + i]], n_train, test_links=False)
+                probs.append(torch.softmax(self.net(torch.as_tensor(xi), ei, ew), 1)[-1].numpy())  # type: ignore[misc]
+        return np.stack(probs) if probs else np.zeros((0, len(self.classes_)))  # type: ignore[arg-type]
 
     def save(self, directory: str | Path) -> None:
         if self.net is None or self.train_x_ is None:
