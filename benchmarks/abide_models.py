@@ -116,12 +116,45 @@ def run(models: list[str], schemes: list[str], root: Path, out: Path | None) -> 
                 hist = clf.history()
                 rows.append({"fold": fold.name, "accuracy": m["accuracy"], "auroc": m["auroc"], "n_test": m["n"],
                              "epochs": len(hist), "best_epoch": getattr(clf, "best_epoch_", None),
-                             "chosen": getattr(clf, "chosen_", None), "seconds": time.perf_counter() - t0})
-                print(key, rows[-1], flush=True)
+                             "chosen": getattr(clf, "chosen_", None), "seconds": time.perf_counter() - t0,
+                             "ids": [cohort.ids[i] for i in fold.test], "proba": [float(v) for v in p]})
+                print(key, {k: v for k, v in rows[-1].items() if k not in ("ids", "proba")}, flush=True)
             results[key] = rows
             if out:
                 out.write_text(json.dumps(results, indent=1))
     return results
+
+
+# Mean-combined ensembles derived from rows run above: per fold, the mean of the members'
+# test-fold probabilities. This is exactly what EnsembleClassifier(combine="mean") computes
+# from the same (deterministic, same-seed) members -- tests/training/test_ensemble.py checks
+# that equality -- without training every member a second time on the shared CPU.
+DERIVED: dict[str, list[str]] = {
+    "ens(logreg+bnc) [derived]": ["logreg", "brainnetcnn"],
+    "ens(logreg+bnc)+site [derived]": ["logreg+site", "brainnetcnn+site"],
+    "ens(logreg+bnc+stagin) [derived]": ["logreg", "brainnetcnn", "stagin"],
+}
+
+
+def derive(results: dict, cohort_labels: dict[str, int]) -> dict:
+    """Add the :data:`DERIVED` ensemble rows whose members all ran on every fold."""
+    out = dict(results)
+    for name, members in DERIVED.items():
+        for scheme in ("loso", "kfold"):
+            parts = [results.get(f"{m}/{scheme}") for m in members]
+            if not all(parts) or len({len(p) for p in parts}) != 1 or any("proba" not in r for p in parts for r in p):
+                continue
+            rows = []
+            for fold_rows in zip(*parts, strict=True):
+                ids = fold_rows[0]["ids"]
+                if any(r["ids"] != ids for r in fold_rows):
+                    raise SystemExit(f"{name}: members were not run on the same folds")
+                p = np.mean([r["proba"] for r in fold_rows], axis=0)
+                m = binary_metrics(np.array([cohort_labels[i] for i in ids]), p)
+                rows.append({"fold": fold_rows[0]["fold"], "accuracy": m["accuracy"], "auroc": m["auroc"],
+                             "n_test": m["n"], "seconds": sum(r["seconds"] for r in fold_rows)})
+            out[f"{name}/{scheme}"] = rows
+    return out
 
 
 def table(results: dict) -> str:
@@ -151,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table-only", action="store_true", help="only print the table of --out")
     args = ap.parse_args(argv)
     if args.table_only:
-        print(table(json.loads(args.out.read_text())))
+        results = json.loads(args.out.read_text())
+        if args.root.joinpath("ABIDE_pcp").is_dir():
+            cohort = read_abide_pcp(args.root, drop_rois=["3455"])
+            results = derive(results, dict(zip(cohort.ids, cohort.labels.tolist(), strict=True)))
+        print(table(results))
         return 0
     if not (args.root / "ABIDE_pcp").is_dir():
         print(f"ABIDE-PCP not found under {args.root}", file=sys.stderr)
@@ -159,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     results = run(args.models, args.schemes, args.root, args.out)
     print(table(results))
+    print("derived ensembles: --table-only --out FILE")
     return 0
 
 

@@ -171,3 +171,35 @@ def test_dynamic_models_are_refused_with_a_clear_message():
         with_adaptation(build_classifier("stagin"), "site")
     with pytest.raises(ConfigError, match="adapt="):
         with_adaptation(build_classifier("logreg"), "zscore")
+
+
+def test_train_then_predict_with_adapt_site_override(tmp_path):
+    from graphbrain.pipeline import predict, train_model
+
+    train, test = _cohorts()
+    d = train_model(cohort=train, output_dir=tmp_path / "model", model={"name": "logreg", "C": 0.1},
+                    progress=False)
+    plain = predict(d, cohort=test)
+    adapted = predict(d, cohort=test, overrides=["adapt=site"], output_dir=tmp_path / "pred")
+    y = test.labels
+    assert roc_auc_score(y, plain.predictions["proba"]) < 0.4
+    assert roc_auc_score(y, adapted.predictions["proba"]) > 0.7
+    assert adapted.config["adapt"] == "site" and plain.config["adapt"] == "none"
+    # a model trained with adapt=combat keeps adapting at prediction and refuses adapt=none
+    d2 = train_model(cohort=train, output_dir=tmp_path / "m2", model="logreg", adapt="combat", progress=False)
+    assert roc_auc_score(y, predict(d2, cohort=test).predictions["proba"]) > 0.7
+    with pytest.raises(ConfigError, match="trained with adapt=combat"):
+        predict(d2, cohort=test, overrides=["adapt=none"])
+
+
+def test_run_pipeline_leave_site_out_with_adapt_site():
+    from graphbrain.pipeline import run_pipeline
+
+    train, test = _cohorts()
+    cohort = Cohort(list(train) + list(test))
+    kw = {"cohort": cohort, "model": {"name": "logreg", "C": 0.1}, "cv": "leave_site_out", "output_dir": None,
+          "progress": False}
+    plain, adapted = run_pipeline(**kw), run_pipeline(**kw, adapt="site")
+    assert adapted.config["adapt"] == "site"
+    # pooled over the held-out sites, per-site offsets wreck the plain model's ranking
+    assert adapted.pooled["auroc"] > plain.pooled["auroc"] + 0.1
