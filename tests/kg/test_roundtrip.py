@@ -80,3 +80,16 @@ def test_hostile_records_in_the_stores(backend):
         assert other.concept(c.id) == kg.concept(c.id)
         assert other.lookup(c.name, mode="exact") == kg.lookup(c.name, mode="exact")
         assert other.neighbors(c.id, direction="both") == kg.neighbors(c.id, direction="both")
+
+
+def test_rdflib_listings_read_back_from_the_store_agree():
+    # the rdflib store lists its records from rdflib's triple indices when it cannot keep them
+    concepts, relations, _ = hostile_records()
+    rels = relations + [Relation("plain", "is_a", "Ü:1", "")]
+    kg = KnowledgeGraph.from_records(concepts, rels)
+    be = kg.with_backend("rdflib").backend
+    be._concepts = be._relations = None  # force the read-back path
+    assert list(be.iter_relations()) == kg.relations()
+    assert list(be.iter_concepts()) == kg.concepts()
+    assert be.num_relations() == 7 and be.num_concepts() == 5
+    assert be.relation_types() == kg.relation_types()

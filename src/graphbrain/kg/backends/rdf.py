@@ -603,6 +603,7 @@ class RdflibBackend(_SparqlBackend):
         super().__init__()
         from rdflib import Graph
 
+        concepts, relations = list(concepts), list(relations)
         # SimpleMemory: the same three triple indices as rdflib's default store without the
         # per-context bookkeeping (half the build time); queries see one default graph.
         self.graph = Graph(store="SimpleMemory")
@@ -630,6 +631,15 @@ class RdflibBackend(_SparqlBackend):
         self._relations: list[Relation] | None = None
         self._concepts: list[Concept] | None = None
         self._concept_nodes: frozenset[Any] | None = None
+        # The store is read-only: when the records are canonical (unique concept ids, every
+        # relation end a concept) the listings are exactly these records, kept sorted; else
+        # they are read back from rdflib's indices on first use.
+        ids = {c.id for c in concepts}
+        if len(ids) == len(concepts) and all(r.head in ids and r.tail in ids for r in relations):
+            self._concepts = sorted(concepts, key=lambda c: c.id)
+            self._relations = self._rows_to_relations_dedup(
+                sorted(relations, key=lambda r: (*r.key, r.source, tuple(r.attributes.items())))
+            )
 
     def _bind(self, bindings: dict[str, Any] | None) -> dict[str, Any]:
         return {k: _rl_binding(v) for k, v in (bindings or {}).items()}
