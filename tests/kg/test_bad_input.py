@@ -190,3 +190,13 @@ def test_json_and_disease_ontology_errors(tmp_path, small_records):
     (do / "HumanDO.tsv").write_text("id\tlabel\tsubClassOf\nDOID:4\tdisease\t\nbroken\n", encoding="utf-8")
     with pytest.raises(ReadError, match=r"HumanDO\.tsv:3:1: expected a DOID and a label"):
         read_disease_ontology(do)
+
+
+def test_symptom_ontology_parse_error_is_located(tmp_path):
+    from graphbrain.kg.readers.disease_ontology import read_symptom_ontology
+
+    owl = tmp_path / "symp_import.owl"
+    owl.write_text("<rdf:RDF>\n  <owl:Class></rdf:RDF>\n", encoding="utf-8")
+    with pytest.raises(ReadError, match=r"symp_import\.owl:2:") as info:
+        read_symptom_ontology(owl)
+    assert info.value.line == 2 and info.value.column is not None

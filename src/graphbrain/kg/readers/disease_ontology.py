@@ -96,8 +96,12 @@ def read_symptom_ontology(path: str | Path) -> tuple[list[Concept], list[Relatio
     rdf_res = "{" + ns["rdf"] + "}resource"
     try:
         root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as exc:
-        raise DataError(f"cannot parse the Symptom Ontology OWL file ({exc})", source=str(path)) from exc
+    except ET.ParseError as exc:
+        line, col = getattr(exc, "position", (None, None))
+        raise ReadError(f"cannot parse the Symptom Ontology OWL file ({exc})", file=path, line=line,
+                        column=None if col is None else col + 1, reason="syntax") from exc
+    except OSError as exc:
+        raise DataError(f"cannot read the Symptom Ontology OWL file ({exc})", source=str(path)) from exc
     version = ""
     onto = root.find("owl:Ontology", ns)
     if onto is not None:
