@@ -478,7 +478,7 @@ def _extract(
     if ts.ndim == 1:
         ts = ts[:, None]
     if atlas.kind == "labels":
-        ts = _expand_labels(ts, masker, atlas, src)
+        ts = _expand_labels(ts, masker, atlas, src, img=img)
     elif ts.shape[1] != atlas.n_rois:
         raise DataError(
             f"extracted {ts.shape[1]} ROI signals, the atlas has {atlas.n_rois}",
@@ -528,10 +528,36 @@ def _check_finite(img: nib.Nifti1Image, atlas: Atlas, src: str) -> None:
         )
 
 
-def _expand_labels(ts: np.ndarray, masker: Any, atlas: Atlas, src: str) -> np.ndarray:
+#: Share of an atlas's labels that may lose every voxel on resampling to a BOLD image
+#: (small regions at the edge of the field of view) before the pair is taken to be in
+#: different spaces and the scan is refused (reason ``"atlas_space_mismatch"``).
+MAX_LOST_LABEL_FRACTION = 0.25
+
+
+def _fov_overlap(atlas: Atlas, img: Any) -> float | None:
+    """Share of the atlas's labelled voxels whose world position lies inside the image's
+    field of view (a sample of at most 20,000 voxels)."""
+    if atlas.img is None or img is None:
+        return None
+    data = np.asarray(atlas.img.dataobj)
+    vox = np.argwhere(data != 0)
+    if not len(vox):
+        return None
+    vox = vox[:: max(1, len(vox) // 20000)]
+    world = nib.affines.apply_affine(atlas.img.affine, vox)
+    ijk = nib.affines.apply_affine(np.linalg.inv(img.affine), world)
+    shape = np.asarray(img.shape[:3])
+    inside = np.all((ijk >= -0.5) & (ijk <= shape - 0.5), axis=1)
+    return float(inside.mean())
+
+
+def _expand_labels(ts: np.ndarray, masker: Any, atlas: Atlas, src: str, img: Any = None) -> np.ndarray:
     """Put the masker's columns back in atlas order; labels that lost every voxel
     (outside the image or the mask) become all-zero columns, which validation then reports
-    as constant ROIs (policy ``constant_roi``)."""
+    as constant ROIs (policy ``constant_roi``). When more than
+    :data:`MAX_LOST_LABEL_FRACTION` of the labels are lost, the atlas and the image are
+    almost surely in different spaces (nilearn only warns): that is a DataError naming the
+    lost labels, not dozens of "constant ROIs"."""
     region_ids = getattr(masker, "region_ids_", None)
     if region_ids is None:  # nilearn < 0.10.3: no record of which labels survived
         if ts.shape[1] != atlas.n_rois:
@@ -556,6 +582,21 @@ def _expand_labels(ts: np.ndarray, masker: Any, atlas: Atlas, src: str) -> np.nd
             reason="atlas_mismatch",
         )
     pos = {float(v): i for i, v in enumerate(atlas.label_values or [])}
+    kept = {float(v) for v in ids}
+    lost = [atlas.roi_names[i] for v, i in pos.items() if v not in kept]
+    if pos and len(lost) > MAX_LOST_LABEL_FRACTION * len(pos):
+        overlap = _fov_overlap(atlas, img)
+        fov = "" if overlap is None else f"; {100 * overlap:.0f} % of the atlas's labelled voxels lie inside the image's field of view"
+        raise DataError(
+            f"{len(lost)} of {len(pos)} atlas labels have no voxel in this image after resampling "
+            f"the atlas {atlas.source} to it (first: {lost[:8]}){fov}. The atlas and the BOLD image are "
+            "probably in different spaces (e.g. an MNI atlas on a native-space or differently "
+            "oriented image): compare their affines, use the image's MNI-space derivative "
+            "(fMRIPrep space-MNI152...) or an atlas in the image's space; a mask_img that "
+            "removes most regions gives this too",
+            source=src,
+            reason="atlas_space_mismatch",
+        )
     out = np.zeros((ts.shape[0], atlas.n_rois), dtype=np.float64)
     for j, v in enumerate(ids):
         if float(v) not in pos:

@@ -43,6 +43,13 @@ def _clean(o: Any) -> Any:
     return o
 
 
+def _n_without_file(excluded: pd.DataFrame) -> int:
+    """Rows of the phenotypic / labels table whose data file does not exist (reason missing_file)."""
+    if not len(excluded) or "reason" not in excluded:
+        return 0
+    return int((excluded["reason"] == "missing_file").sum())
+
+
 def _unclean(o: Any) -> Any:
     if isinstance(o, dict):
         return {k: _unclean(v) for k, v in o.items()}
@@ -86,12 +93,14 @@ class PipelineResult:
 
     def metrics_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {m: self.metrics[m]["mean"] for m in METRICS}
-        out["std"] = {m: self.metrics[m]["std"] for m in METRICS}
+        # one fold (e.g. `predict`) has no spread: null, not 0.0
+        out["std"] = {m: self.metrics[m]["std"] if self.metrics[m]["n_folds"] > 1 else None for m in METRICS}
         out["n_folds"] = {m: self.metrics[m]["n_folds"] for m in METRICS}
         out["pooled"] = self.pooled
         out["per_fold"] = self.per_fold
         out["n_subjects"] = int(self.predictions["subject_id"].nunique()) if len(self.predictions) else 0
         out["n_excluded"] = len(self.excluded)
+        out["n_listed_without_file"] = _n_without_file(self.excluded)
         out["model"] = self.config.get("model", {}).get("name")
         out["cv"] = self.config.get("cv", {}).get("scheme")
         return _clean(out)
@@ -103,7 +112,11 @@ class PipelineResult:
             v = self.metrics[m]
             lines.append(f"{m:<18} {v['mean']:>7.3f} {v['std']:>7.3f}")
         n = self.predictions["subject_id"].nunique() if len(self.predictions) else 0
-        lines.append(f"{len(self.per_fold)} folds, {n} subjects, {len(self.excluded)} excluded")
+        no_file = _n_without_file(self.excluded)
+        line = f"{len(self.per_fold)} folds, {n} subjects, {len(self.excluded) - no_file} excluded"
+        if no_file:  # phenotypic / labels rows without a data file are not failed subjects
+            line += f", {no_file} listed without a data file (see excluded.parquet)"
+        lines.append(line)
         return "\n".join(lines)
 
     def save(self, output_dir: str | Path) -> Path:

@@ -58,6 +58,23 @@ def load_data(data: Mapping[str, Any]) -> Cohort:
     return load_cohort(source, **params)
 
 
+def _no_usable_subjects(cohort: Cohort, output_dir: Any, what: str) -> ConfigError:
+    """The error when every subject was excluded: the count per reason with the first
+    messages; ``excluded.parquet`` is written first (when there is an output_dir)."""
+    frame = cohort.exclusions_frame()
+    where = ""
+    if output_dir:
+        d = Path(output_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(d / "excluded.parquet", index=False)
+        where = f"; every subject and its reason: {d / 'excluded.parquet'}"
+    lines = [f"no usable subjects {what} ({len(frame)} excluded{where})"]
+    for reason, grp in frame.groupby("reason", sort=True):
+        lines.append(f"  {reason}: {len(grp)}")
+        lines += [f"    {m}" for m in grp["message"].head(3)]
+    return ConfigError("\n".join(lines))
+
+
 def _check_keys(section: str, values: Mapping[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(values) - allowed)
     if unknown:
@@ -93,7 +110,8 @@ def _classifier_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "model": name,
         "model_params": params,
         "connectome": conn,
-        "train": dict(cfg.get("train", {})),
+        # progress=false silences every bar, the trainer's per-epoch bars included
+        "train": dict(cfg.get("train", {})) | ({} if cfg.get("progress", True) else {"progress": False}),
         "seed": int(cfg.get("seed", 0)),
     }
 
@@ -201,7 +219,7 @@ def run_pipeline(
         _record_cohort(cfg, cohort, data is not None or config is not None)
     timings["load_s"] = time.perf_counter() - t_start
     if len(cohort) == 0:
-        raise ConfigError(f"no usable subjects in the cohort ({len(cohort.excluded)} excluded)")
+        raise _no_usable_subjects(cohort, cfg.get("output_dir"), "in the cohort")
     kwargs = _classifier_kwargs(cfg)
     # Dynamic-FC models take whole scans of any length (connectome.n_timepoints=min or an
     # int crops every scan to a common length instead); attention records are aligned to
@@ -350,7 +368,7 @@ def train_model(
     else:
         _record_cohort(cfg, cohort, "data" in groups or config is not None)
     if len(cohort) == 0:
-        raise ConfigError(f"no usable subjects to train on ({len(cohort.excluded)} excluded)")
+        raise _no_usable_subjects(cohort, out, "to train on")
     clf = _fold_classifier(_classifier_kwargs(cfg), cfg)
     clf.fit(cohort)
     d = Path(out)
@@ -404,7 +422,7 @@ def predict(
     else:
         _record_cohort(cfg, cohort, data is not None)
     if len(cohort) == 0:
-        raise ConfigError(f"no usable subjects to predict ({len(cohort.excluded)} excluded)")
+        raise _no_usable_subjects(cohort, output_dir, "to predict")
     t0 = time.perf_counter()
     proba = np.asarray(clf.predict_proba(cohort))[:, 1]
     labelled = cohort.has_labels
