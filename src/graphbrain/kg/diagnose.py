@@ -166,6 +166,8 @@ class Finding:
     concept_id: str
     name: str
     match: str  # "id" | "code" | "name" | "synonym" | "fuzzy"
+    confidence: float = 1.0  # the look-up score (see graphbrain.kg.lookup); 1.0 = exact
+    low_confidence: bool = False  # a fuzzy link the caller should confirm
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,12 @@ class DiagnosisResult:
             lines.append("unresolved: " + ", ".join(self.unresolved))
         if self.unlinked:
             lines.append("linked to no disease: " + ", ".join(f.name for f in self.unlinked))
+        for f in self.findings:
+            if f.low_confidence:
+                lines.append(
+                    f"low-confidence link: {f.query!r} -> {f.name} [{f.concept_id}] "
+                    f"(confidence {f.confidence:.2f}; give the concept id or exact name to be sure)"
+                )
         if not self.candidates:
             lines.append("no candidate disease (" + "; ".join(self.problems()[:-1] or ["-"]) + ")")
         for c in self.candidates:
@@ -365,7 +373,12 @@ class DiagnosisIndex:
             thresh = total[cand[part]].min()
             cand = cand[total[cand] >= thresh]
         ids = self.mem.ids
-        order = sorted(cand.tolist(), key=lambda i: (-total[i], ids[i]))[:top_k]
+        # equal scores: the disease with fewer annotated findings first (the findings are a
+        # larger share of its presentation), then by id
+        if getattr(self, "_n_findings", None) is None:
+            self._n_findings = np.bincount(np.asarray(self.f_dis), minlength=self.n)
+        nf = self._n_findings
+        order = sorted(cand.tolist(), key=lambda i: (-total[i], nf[i], ids[i]))[:top_k]
         return np.array(order, dtype=np.int64), total, per
 
     # -- evidence
@@ -466,7 +479,7 @@ def diagnose(
     resolved: list[Finding] = []
     unresolved: list[str] = []
     for q in items:
-        f = _resolve(kg, mem, q, fuzzy)
+        f = _resolve(kg, mem, q, fuzzy, idx)
         if f is None:
             unresolved.append(q)
         elif all(f.concept_id != r.concept_id for r in resolved):
@@ -507,22 +520,36 @@ def diagnose(
     return result
 
 
-def _resolve(kg: KnowledgeGraph, mem: MemoryBackend, q: str, fuzzy: bool) -> Finding | None:
+def _resolve(
+    kg: KnowledgeGraph, mem: MemoryBackend, q: str, fuzzy: bool, idx: DiagnosisIndex | None = None
+) -> Finding | None:
     q = q.strip()
     if not q:
         return None
     if q in mem.index:
         return Finding(q, q, mem.name_of(q), "id")
-    matches = mem.lookup(q, mode="auto" if fuzzy else "ci", limit=5)
+    matches = mem.lookup(q, mode="auto" if fuzzy else "ci", limit=20)
     if not matches and not fuzzy:
-        matches = mem.lookup(q, mode="code", limit=5)
+        matches = mem.lookup(q, mode="code", limit=20)
+    if idx is not None and len(matches) > 1:
+        # among equally good labels ("dementia": a DO disease and the HPO phenotype), prefer
+        # a concept that is a finding of some disease in this graph
+        def is_finding(m: Any) -> bool:
+            i = mem.index[m.concept_id]
+            return bool(idx.f_ptr[i + 1] > idx.f_ptr[i])
+
+        order = {id(m): k for k, m in enumerate(matches)}
+        matches = sorted(matches, key=lambda m: (-m.score, not is_finding(m), order[id(m)]))
     for m in matches:
         if m.score >= 1.0:
             return Finding(q, m.concept_id, mem.name_of(m.concept_id), m.kind)
         # A fuzzy match must match every word of the finding: "seizures" -> "seizure" is
         # fine, "abnormal EEG" -> "abnormal feces" is not (character similarity 0.85).
         if words_agree(q, m.label):
-            return Finding(q, m.concept_id, mem.name_of(m.concept_id), "fuzzy")
+            return Finding(
+                q, m.concept_id, mem.name_of(m.concept_id), "fuzzy", m.score,
+                bool(getattr(m, "low_confidence", m.score < 0.9)),
+            )
     return None
 
 

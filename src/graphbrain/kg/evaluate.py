@@ -70,8 +70,15 @@ def evaluate_diagnosis(
     seed: int = 0,
     relation: str = "has_symptom",
     max_hops: int = 3,
+    holdout_relations: tuple[str, ...] | list[str] | None = None,
 ) -> dict[str, Any]:
-    """Diagnosis ranking vs the symptom-overlap baseline (see module doc)."""
+    """Diagnosis ranking vs the symptom-overlap baseline (see module doc).
+
+    ``holdout_relations`` (protocol ``"holdout"``): the finding relations removed from the
+    held-out diseases, default ``(relation,)``. On a graph where diseases reach findings
+    through several relations (DO ``has_symptom`` and HPO ``has_phenotype``), hold out all
+    of them, or the held-out disease stays reachable directly.
+    """
     if protocol not in ("holdout", "partial"):
         raise ValueError(f"protocol must be 'holdout' or 'partial', got {protocol!r}")
     mem = kg.memory()
@@ -88,7 +95,8 @@ def evaluate_diagnosis(
     chosen = rng.sample(eligible, min(n_queries, len(eligible)))
     if protocol == "holdout":
         held = {mem.ids[d] for d in chosen}
-        train = kg.filter_relations(lambda r: not (r.relation == relation and r.head in held))
+        drop = set(holdout_relations or (relation,))
+        train = kg.filter_relations(lambda r: not (r.relation in drop and r.head in held))
     else:
         train = kg
     tmem = train.memory()
@@ -129,4 +137,5 @@ def evaluate_diagnosis(
         "seed": seed,
         "min_symptoms": min_symptoms,
         "max_hops": max_hops,
+        "holdout_relations": sorted(set(holdout_relations or (relation,))) if protocol == "holdout" else [],
     }
