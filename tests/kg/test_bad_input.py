@@ -196,7 +196,7 @@ def test_symptom_ontology_parse_error_is_located(tmp_path):
     from graphbrain.kg.readers.disease_ontology import read_symptom_ontology
 
     owl = tmp_path / "symp_import.owl"
-    owl.write_text("<rdf:RDF>\n  <owl:Class></rdf:RDF>\n", encoding="utf-8")
+    owl.write_text("<RDF>\n  <Class></RDF>\n", encoding="utf-8")  # mismatched tag on line 2
     with pytest.raises(ReadError, match=r"symp_import\.owl:2:") as info:
         read_symptom_ontology(owl)
     assert info.value.line == 2 and info.value.column is not None
