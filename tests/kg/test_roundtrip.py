@@ -88,7 +88,10 @@ def test_rdflib_listings_read_back_from_the_store_agree():
     rels = relations + [Relation("plain", "is_a", "Ü:1", "")]
     kg = KnowledgeGraph.from_records(concepts, rels)
     be = kg.with_backend("rdflib").backend
-    be._concepts = be._relations = None  # force the read-back path
+    ref = {(t, m): be.lookup(t, mode=m) for t in ("PLAIN", "MSH:D0\t1", "1|2") for m in ("ci", "code")}
+    be._concepts = be._relations = be._keys_cache = None  # force the read-back path
+    assert {(t, m): be.lookup(t, mode=m) for t in ("PLAIN", "MSH:D0\t1", "1|2") for m in ("ci", "code")} == ref
+    assert [m.concept_id for m in ref[("PLAIN", "ci")]] == ["plain"]
     assert list(be.iter_relations()) == kg.relations()
     assert list(be.iter_concepts()) == kg.concepts()
     assert be.num_relations() == 7 and be.num_concepts() == 5

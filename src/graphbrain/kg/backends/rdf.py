@@ -792,6 +792,17 @@ class RdflibBackend(_SparqlBackend):
         if self._keys_cache is None:
             g = self.graph
             keys: dict[str, dict[str, list[tuple[str, str]]]] = {"name": {}, "synonym": {}, "xref": {}, "code": {}}
+            if self._concepts is not None:  # the store's own records: no triple walk needed
+                for con in self._concepts:
+                    iri = concept_iri(con.id)
+                    keys["name"].setdefault(normalise_text(con.name), []).append((iri, con.name))
+                    for syn in con.synonyms:
+                        keys["synonym"].setdefault(normalise_text(syn), []).append((iri, syn))
+                    for x in con.xrefs:
+                        keys["xref"].setdefault(x.casefold(), []).append((iri, x))
+                        keys["code"].setdefault(x.partition(":")[2].casefold(), []).append((iri, x))
+                self._keys_cache = keys
+                return keys
             for kind, pred in (("name", SKOS_NS + "prefLabel"), ("synonym", SKOS_NS + "altLabel")):
                 for c, lab in g.subject_objects(self._u(pred)):
                     if str(c).startswith(CONCEPT_NS):
