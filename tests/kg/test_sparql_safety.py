@@ -290,3 +290,20 @@ def test_cli_refusals_are_one_line_with_status_2(capsys, tmp_path, kgs, listener
         assert needle in err and "Traceback" not in err
         assert len(err.strip().splitlines()) == 1, err
     assert listener.connections == 0
+
+
+def test_refusals_come_before_the_sparql_mirror_is_built(capsys, kgs):
+    from graphbrain.kg.cli import main
+
+    kg = KnowledgeGraph.from_records(kgs["memory"].concepts(), kgs["memory"].relations())
+    with pytest.raises(SparqlUpdateError):
+        kg.sparql("DROP ALL")
+    with pytest.raises(SparqlBindingError):
+        kg.sparql(LABEL_Q, {"l } ; DROP ALL ; #": "x"})
+    assert kg._sparql_mirror is None
+    # on the shipped default graph too: the refusal is immediate, one line, status 2
+    t = time.monotonic()
+    assert main(["sparql", "DROP ALL"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "read-only" in err
+    assert time.monotonic() - t < 10.0  # no Oxigraph mirror of the default graph (10-30 s here)

@@ -246,6 +246,11 @@ class KnowledgeGraph:
         is refused). Refusals raise :class:`graphbrain.kg.backends.guard.SparqlError` subclasses.
         The in-memory backend answers through an Oxigraph mirror built on first use.
         """
+        from graphbrain.kg.backends.guard import check_limits, check_query
+
+        # refuse before building anything (the mirror of a large graph takes seconds)
+        check_limits(limits.get("timeout"), limits.get("max_rows"))
+        check_query(query, bindings, allow_service=bool(limits.get("allow_service", False)))
         be = self.backend
         if isinstance(be, MemoryBackend):
             if self._sparql_mirror is None:
