@@ -276,14 +276,28 @@ def test_real_abide(abide_root: Path) -> None:
     labels = dict(zip(kept.ids, kept.labels, strict=True))
     assert all(labels[f] == (1 if g == 1 else 0) for f, g in dx.items())
     assert int(kept.labels.sum()) == int((pheno.DX_GROUP == 1).sum()) == 152
+    # the participant id (used to group cross-validation) is the phenotypic SUB_ID
+    sub = pheno.set_index("FILE_ID")["SUB_ID"].astype(str)
+    assert kept.participants.tolist() == [sub[f] for f in kept.ids]
     assert all(s.tr == ABIDE_SITE_TR[s.site] for s in kept)
     lengths = {s.site: s.n_timepoints for s in kept}
     assert lengths["UM_1"] == 296 and lengths["OHSU"] == 78
 
+    # expected exclusions derived from the raw files: subjects with an exactly constant column
+    constant: dict[str, set[str]] = {}
+    for f in sorted((abide_root / "ABIDE_pcp" / "cpac" / "filt_noglobal").glob("*_rois_ho.1D.gz")):
+        with gzip.open(f, "rt") as fh:
+            names = [n.lstrip("#") for n in fh.readline().split()]
+        cols = np.flatnonzero(np.ptp(np.loadtxt(f), axis=0) == 0)
+        if cols.size:
+            constant[f.name[: -len("_rois_ho.1D.gz")]] = {names[c] for c in cols}
     default = read_abide_pcp(abide_root)
     reasons = Counter(e.reason for e in default.excluded)
-    assert reasons == {"constant_roi": 68} and len(default) == 255
-    assert all("3455" in e.message for e in default.excluded)
+    assert reasons == {"constant_roi": len(constant)} and len(default) == 323 - len(constant)
+    assert {e.subject_id for e in default.excluded} == set(constant)
+    for e in default.excluded:
+        assert all(name in e.message for name in constant[e.subject_id])
+    assert set().union(*constant.values()) == {"3455"}  # one ROI outside the field of view
     dropped = read_abide_pcp(abide_root, drop_rois=["3455"])
     assert len(dropped) == 323 and dropped.n_rois == 110
 

@@ -36,7 +36,25 @@ def test_cross_validation_keeps_attention_and_history(cohort):
 
 
 def test_trained_model_predicts_from_its_folder(cohort, tmp_path):
-    train_model(model=MODEL, connectome=CONN, train=TRAIN, cohort=cohort.subset(range(30)), output_dir=tmp_path / "m")
-    out = predict(tmp_path / "m", cohort=cohort.subset(range(30, 40)), output_dir=None)
-    proba = out.predictions["proba"].to_numpy()
-    assert proba.shape == (10,) and np.all((proba >= 0) & (proba <= 1))
+    """The saved folder reproduces the in-memory model's probabilities to 1e-6."""
+    import yaml
+
+    from graphbrain.training import build_classifier, load_classifier
+
+    params = {k: v for k, v in MODEL.items() if k != "name"}
+    clf = build_classifier("stagin", model_params=params, connectome=CONN, train=TRAIN, seed=0)
+    clf.fit(cohort.subset(range(30)))
+    held_out = cohort.subset(range(30, 40))
+    expected = clf.predict_proba(held_out)[:, 1]
+    clf.save(tmp_path / "m" / "model")
+    (tmp_path / "m" / "config.yaml").write_text(yaml.safe_dump({"model": MODEL}))
+    out = predict(tmp_path / "m", cohort=held_out, output_dir=None)
+    np.testing.assert_allclose(out.predictions["proba"].to_numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(load_classifier(tmp_path / "m" / "model").predict_proba(held_out)[:, 1], expected,
+                               atol=1e-6)
+    assert not np.allclose(expected, expected[0])  # a real model, not a constant
+    # train_model writes a folder that predict() reads
+    train_model(model=MODEL, connectome=CONN, train=TRAIN, cohort=cohort.subset(range(30)), output_dir=tmp_path / "t",
+                overrides=["cache_dir=null"])
+    again = predict(tmp_path / "t", cohort=held_out, output_dir=None).predictions["proba"].to_numpy()
+    assert again.shape == (10,) and np.all((again >= 0) & (again <= 1))
