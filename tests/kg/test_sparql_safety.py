@@ -195,6 +195,9 @@ def test_cross_products_end_with_a_clear_error(kgs, backend):
             SIX, timeout=0.5
         )
     assert time.monotonic() - t < 5.0
+    if backend == "rdflib":
+        with pytest.raises(SparqlTimeoutError, match="oxigraph backend"):
+            kg.sparql(SIX, timeout=0.3)
     # the worker was killed, not left running
     assert [p for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE] == []
 

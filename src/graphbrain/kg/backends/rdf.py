@@ -26,6 +26,7 @@ from typing import Any
 from graphbrain.kg.backends.base import Backend, UnknownConceptError
 from graphbrain.kg.backends.guard import (
     SparqlBindingError,
+    SparqlTimeoutError,
     cancelled,
     check_limits,
     check_query,
@@ -242,7 +243,15 @@ class _SparqlBackend(Backend):
             prepared = self._prepare_bindings(bindings)
         except (TypeError, ValueError) as exc:
             raise SparqlBindingError(str(exc)) from exc
-        out = run_bounded(lambda: self._run_query(query, prepared, n), t, isolation=isolation)
+        try:
+            out = run_bounded(lambda: self._run_query(query, prepared, n), t, isolation=isolation)
+        except SparqlTimeoutError as exc:
+            if self.name != "rdflib":
+                raise
+            raise SparqlTimeoutError(
+                f"{exc}; rdflib evaluates SPARQL in Python: the oxigraph backend (--backend "
+                "oxigraph, or with_backend('oxigraph')) answers the same query much faster"
+            ) from None
         kind, value = out
         if kind == "bool":
             return bool(value)
