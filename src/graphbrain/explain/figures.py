@@ -29,12 +29,15 @@ def _plt():  # noqa: ANN202 - matplotlib is imported lazily, headless
 EXTRA_FORMATS: tuple[str, ...] = ("svg",)
 
 
-def _save(fig: object, out: Path, stem: str) -> Path:
+def _save(fig: object, out: Path, stem: str, *, tight: bool = True) -> Path:
+    """``tight=False`` for nilearn glass brains: they fill their figure already, and a
+    tight bounding box would draw the (heavy) brain outlines twice per file."""
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{stem}.png"
-    fig.savefig(png, dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
+    bbox = "tight" if tight else None
+    fig.savefig(png, dpi=100, bbox_inches=bbox)  # type: ignore[attr-defined]
     for ext in EXTRA_FORMATS:
-        fig.savefig(out / f"{stem}.{ext}", bbox_inches="tight")  # type: ignore[attr-defined]
+        fig.savefig(out / f"{stem}.{ext}", bbox_inches=bbox)  # type: ignore[attr-defined]
     _plt().close(fig)  # type: ignore[arg-type]
     return png
 
@@ -60,7 +63,7 @@ def glass_brain_rois(expl: Explanation, atlas: Atlas | None, out: Path, stem: st
         vals, atlas.coords[top], node_size=40 + 160 * vals / vals.max(), node_cmap="viridis",
         figure=fig, title=f"top {len(top)} ROIs: {expl.method}", colorbar=True,
     )
-    return _save(fig, out, stem)
+    return _save(fig, out, stem, tight=False)
 
 
 def glass_brain_edges(
@@ -92,7 +95,7 @@ def glass_brain_edges(
         edge_vmin=-vmax, edge_vmax=vmax, figure=fig, colorbar=True,
         title=f"top {k} edges: {expl.method} (colour: class 1 - class 0)",
     )
-    return _save(fig, out, stem)
+    return _save(fig, out, stem, tight=False)
 
 
 def class_heatmaps(expl: Explanation, atlas: Atlas | None, out: Path, stem: str, class_names: dict | None = None) -> Path:

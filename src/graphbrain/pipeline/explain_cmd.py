@@ -70,6 +70,31 @@ def atlas_options(cfg: dict[str, Any], opts: dict[str, str] | None = None) -> di
     return out
 
 
+OPTION_KEYS = {
+    "methods": "methods", "k": "k", "k_edges": "k_edges", "permutations": "n_permutations",
+    "faithfulness": "faithfulness", "random": "n_random", "steps": "n_steps", "ig_steps": "n_ig_steps",
+    "units": "units", "formats": "extra_formats",
+}
+
+
+def explain_settings(options: dict[str, Any] | None) -> dict[str, Any]:
+    """``explain_run`` keyword arguments from the config's ``explain_options`` section."""
+    out: dict[str, Any] = {}
+    for key, value in (options or {}).items():
+        if key not in OPTION_KEYS:
+            raise ConfigError(f"unknown explain_options key {key!r}; valid keys: {sorted(OPTION_KEYS)}")
+        if value is None:
+            continue
+        if key in ("methods", "units", "formats"):
+            value = [v for v in (value.split(",") if isinstance(value, str) else value) if v]
+            if key == "formats":
+                value = tuple(v for v in value if v != "png")
+            elif key == "units":
+                value = tuple(value)
+        out[OPTION_KEYS[key]] = value
+    return out
+
+
 def explain_saved_run(
     run_dir: str | Path,
     *,

@@ -333,14 +333,14 @@ def _explain_run(result: PipelineResult, cohort: Cohort, fold_models: dict[tuple
         log.warning("explain=true without an output_dir: fold models kept on result.fold_models, no report written")
         return
     from graphbrain.explain.report import explain_run
-    from graphbrain.pipeline.explain_cmd import CLASS_NAMES, atlas_options
+    from graphbrain.pipeline.explain_cmd import CLASS_NAMES, atlas_options, explain_settings
 
     for key, clf in models.items():
         if hasattr(clf, "save"):
             clf.save(Path(cfg["output_dir"]) / MODELS_DIR / key)
     names = CLASS_NAMES.get(str((cfg.get("data") or {}).get("source")))
     explain_run(result, cohort, models=models, atlas=atlas_options(dict(cfg)), class_names=names,
-                progress=bool(cfg.get("progress", True)))
+                progress=bool(cfg.get("progress", True)), **explain_settings(cfg.get("explain_options")))
 
 
 def train_model(
