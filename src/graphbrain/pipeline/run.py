@@ -31,6 +31,7 @@ from graphbrain.training import (
     make_folds,
     summarize,
 )
+from graphbrain.training.distributed import is_main_process
 from graphbrain.training.harmonize import adapt_loaded
 from graphbrain.training.search import SearchClassifier, fold_classifier
 from graphbrain.training.torch_estimator import CONNECTOME_DEFAULTS
@@ -314,7 +315,7 @@ def run_pipeline(
         timings=timings,
     )
     result.kg_reading = _kg_reading(cfg, cohort, attention, predictions["subject_id"].tolist())
-    if cfg.get("output_dir"):
+    if cfg.get("output_dir") and is_main_process():  # torchrun: rank 0 writes the folder
         result.save(cfg["output_dir"])
         if search_parts:
             pd.concat(search_parts, ignore_index=True).to_parquet(Path(cfg["output_dir"]) / "search.parquet", index=False)
@@ -372,6 +373,8 @@ def train_model(
     clf = _fold_classifier(_classifier_kwargs(cfg), cfg)
     clf.fit(cohort)
     d = Path(out)
+    if not is_main_process():  # torchrun: every rank trained the same replica; rank 0 saves it
+        return d
     if isinstance(clf, SearchClassifier):
         cfg["search"]["chosen"] = {"all": clf.chosen_}
         d.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,7 @@ from graphbrain.connectome.dynamic import n_windows as count_windows
 from graphbrain.connectome.ragged import cover_crops, pad_timeseries, ragged_window_fc
 from graphbrain.errors import ConfigError
 from graphbrain.models.base import ModelOutput
+from graphbrain.training import distributed
 
 log = logging.getLogger(__name__)
 
@@ -389,6 +390,10 @@ class Trainer:
         self.config = train_config(config)
         self.seed = int(seed)
         self.device = resolve_device(self.config["device"])
+        # torchrun-launched data-parallel job (graphbrain.training.distributed); None otherwise
+        self.dist = distributed.current()
+        if self.dist is not None:
+            self.device = self.dist.device(self.device)
         amp = self.config["amp"] or "none"
         if amp != "none" and self.device.type != "cuda":
             log.warning("mixed precision (%s) needs CUDA; training in float32 on %s", amp, self.device)
@@ -452,18 +457,24 @@ class Trainer:
         best_state: dict[str, torch.Tensor] | None = None
         bad = 0
         t_start = time.perf_counter()
-        bar = tqdm(range(cfg["epochs"]), desc=type(model).__name__, disable=not cfg["progress"], leave=False)
+        main = self.dist is None or self.dist.rank == 0
+        fwd = model if self.dist is None else self.dist.wrap(model, self.device)  # DDP: gradient all-reduce
+        bar = tqdm(range(cfg["epochs"]), desc=type(model).__name__, disable=not (cfg["progress"] and main), leave=False)
         for epoch in bar:
             t0 = time.perf_counter()
             model.train()
             tot, count = 0.0, 0
             for idx in self._batches(len(train_set), rng):
-                batch = train_set.batch(idx, train=True, rng=rng, device=self.device)
-                y = torch.as_tensor(y_train[idx], device=self.device)
-                out = self._forward(model, batch)
-                loss = F.cross_entropy(out.logits.float(), y, weight=weight)
-                if out.aux_loss is not None:
-                    loss = loss + out.aux_loss.float()
+                local, share = (idx, 1.0) if self.dist is None else self.dist.shard(idx)
+                batch = train_set.batch(local, train=True, rng=rng, device=self.device)
+                y = torch.as_tensor(y_train[local], device=self.device)
+                out = self._forward(fwd, batch)
+                if self.dist is not None:  # this rank's share of the global-batch loss
+                    loss = self.dist.loss(out, y, y_train[idx], weight, share)
+                else:
+                    loss = F.cross_entropy(out.logits.float(), y, weight=weight)
+                    if out.aux_loss is not None:
+                        loss = loss + out.aux_loss.float()
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -478,7 +489,7 @@ class Trainer:
                 else:
                     opt.step()
                 sched.step()
-                tot += float(loss.detach()) * len(idx)
+                tot += (float(loss.detach()) if self.dist is None else self.dist.global_mean(loss)) * len(idx)
                 count += len(idx)
             row: dict[str, Any] = {"epoch": epoch, "train_loss": tot / max(count, 1), "lr": opt.param_groups[0]["lr"]}
             if val_set is not None and len(val_set) > 0:
@@ -501,7 +512,7 @@ class Trainer:
             row["seconds"] = time.perf_counter() - t0
             result.history.append(row)
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("train_loss", "val_loss", "val_auroc")})
-            if cfg["log_dir"]:
+            if cfg["log_dir"] and main:
                 self.write_log(result.history, cfg["log_dir"])
             if val_set is not None and cfg["patience"] and bad >= cfg["patience"]:
                 result.stopped_early = True
