@@ -13,6 +13,7 @@ Rows:
   stagin           the packaged defaults (configs/model/stagin.yaml, connectome and train
                    defaults): whole scans of any length, window 20 / stride 10 TRs, FC-row
                    node features, linear path on, predict.crops=cover
+  stagin-cpu       the defaults at half width (2 x 32) and 20 epochs (CPU budget)
   stagin-nolinear  the same without the linear path (item 3 switched off)
   stagin-min78     the old setting: every scan cropped to the shortest scan (78 TRs),
                    first crop at prediction, no linear path (items 1-3 off)
@@ -40,6 +41,10 @@ TRAIN = {"progress": False, "num_threads": 1}
 ROWS: dict[str, dict] = {
     "logreg": {"model": "logreg", "model_params": {"C": 1.0}, "connectome": {}},
     "stagin": {"model": "stagin", "model_params": {}, "connectome": {}, "train": TRAIN},
+    # CPU budget on the shared 2-core VM: the defaults at half width (2 x 32) and 20 epochs
+    "stagin-cpu": {"model": "stagin", "model_params": {"hidden": 32, "n_layers": 2, "node_features": "window_fc"},
+                   "connectome": {"window": 20, "stride": 10},
+                   "train": {**TRAIN, "epochs": 20, "patience": 8, "batch_size": 16}},
     "stagin-nolinear": {"model": "stagin", "model_params": {"linear_path": False}, "connectome": {},
                         "train": TRAIN},
     "stagin-min78": {"model": "stagin", "model_params": {"linear_path": False},

@@ -1,0 +1,131 @@
+"""TorchClassifier with scans of any length: crop-averaged probabilities, attention aligned
+to each subject's windows, per-subject windows from window_seconds, several crops per
+epoch, and the input_batches / input_key interface."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from graphbrain.connectome.ragged import cover_crops, pad_timeseries, ragged_window_fc
+from graphbrain.data import Cohort, Subject, make_synthetic_cohort
+from graphbrain.training import build_classifier
+from graphbrain.training.trainer import Trainer
+
+FAST = {"epochs": 2, "batch_size": 8, "progress": False}
+SMALL = {"hidden": 16, "n_layers": 2}
+LENGTHS = [40, 48, 56, 64, 72, 80]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
+@pytest.fixture(scope="module")
+def ragged() -> Cohort:
+    """24 subjects whose scans are 40..80 TRs long; two sites with TR 2 s and 1 s."""
+    c = make_synthetic_cohort(n_subjects=24, n_rois=8, n_timepoints=80, n_planted=3, effect_size=2.0, seed=7)
+    subs = []
+    for i, s in enumerate(c):
+        t = LENGTHS[i % len(LENGTHS)]
+        subs.append(Subject(id=s.id, timeseries=s.timeseries[:t], label=s.label, site=s.site,
+                            tr=2.0 if i % 2 else 1.0))
+    return Cohort(subs, name="ragged")
+
+
+def _by_hand(clf, cohort):
+    """Probabilities and attention, crop by crop, from the model itself (the reference)."""
+    model = clf.model.eval()
+    static = torch.as_tensor(clf._static_fc(cohort, fit=False))
+    win, st = clf._subject_windows(cohort)
+    probs, atts = [], []
+    for i, s in enumerate(cohort):
+        w_i = (s.n_timepoints - win[i]) // st[i] + 1
+        ps, att, cnt = [], np.zeros(w_i), np.zeros(w_i)
+        for a, b in cover_crops(int(w_i), clf.n_windows_):
+            seg = s.timeseries[a * st[i] : (b - 1) * st[i] + win[i]]
+            dfc, mask = ragged_window_fc(*pad_timeseries([seg]), int(win[i]), int(st[i]))
+            with torch.no_grad():
+                out = model({"dfc": dfc, "mask": mask, "fc": static[i : i + 1]})
+            ps.append(torch.softmax(out.logits, 1)[0].numpy())
+            att[a:b] += out.attention["temporal"][0].numpy()
+            cnt[a:b] += 1
+        probs.append(np.mean(ps, 0))
+        atts.append(att / cnt / (att / cnt).sum())
+    return np.array(probs), atts
+
+
+def test_crop_averaged_probability_and_aligned_attention_equal_the_crop_by_crop_reference(ragged):
+    # trained on random 44-TR crops: 7 windows of 8 TRs (stride 6) at most
+    clf = build_classifier("stagin", model_params=SMALL, connectome={"window": 8, "stride": 6},
+                           train={**FAST, "crop_length": 44}).fit(ragged.subset(range(18)))
+    assert clf.n_windows_ == (44 - 8) // 6 + 1 == 7
+    test = ragged.subset(range(18, 24))
+    p = clf.predict_proba(test)
+    ref_p, ref_att = _by_hand(clf, test)
+    np.testing.assert_allclose(p, ref_p, atol=1e-5)
+    att = clf.explain(test)
+    w_all = max((s.n_timepoints - 8) // 6 + 1 for s in test)
+    assert att["temporal"].shape == (6, w_all) and att["spatial"].shape == (6, w_all, 8)
+    for i, s in enumerate(test):
+        w_i = (s.n_timepoints - 8) // 6 + 1
+        np.testing.assert_allclose(att["temporal"][i, :w_i], ref_att[i], atol=1e-5)
+        assert np.isnan(att["temporal"][i, w_i:]).all()  # past the end of this subject's scan
+    # "first" (the old behaviour) scores only the first crop: a different number for long scans
+    clf.connectome["predict_crops"] = "first"
+    p_first = clf.predict_proba(test)
+    long = [i for i, s in enumerate(test) if (s.n_timepoints - 8) // 6 + 1 > 7]
+    assert long and not np.allclose(p_first[long], p[long], atol=1e-6)
+
+
+def test_window_seconds_use_each_subjects_tr_and_input_batches_give_the_whole_scan(ragged):
+    clf = build_classifier("stagin", model_params=SMALL,
+                           connectome={"window_seconds": 16, "stride_seconds": 8, "predict_crops": "whole"},
+                           train=FAST).fit(ragged.subset(range(18)))
+    win, st = clf._subject_windows(ragged)
+    trs = np.array([s.tr for s in ragged])
+    np.testing.assert_array_equal(win, np.where(trs == 2.0, 8, 16))  # 16 s at TR 2 s / 1 s
+    np.testing.assert_array_equal(st, np.where(trs == 2.0, 4, 8))
+    test = ragged.subset(range(18, 24))
+    assert clf.input_key == "dfc"
+    rows, probs = [], []
+    for idx, batch in clf.input_batches(test, batch_size=4):
+        assert set(batch) >= {"dfc", "mask", "fc"}
+        np.testing.assert_array_equal(batch["mask"].sum(1).numpy(),
+                                      [(test[i].n_timepoints - win[18 + i]) // st[18 + i] + 1 for i in idx])
+        with torch.no_grad():
+            probs.append(torch.softmax(clf.model(batch).logits, 1).numpy())
+        rows.extend(idx.tolist())
+    assert rows == list(range(6))
+    np.testing.assert_allclose(np.concatenate(probs), clf.predict_proba(test), atol=1e-5)
+
+
+def test_crops_per_subject_draws_several_random_crops_per_epoch(ragged, monkeypatch):
+    sizes = []
+    original = Trainer.fit
+
+    def spy(self, model, train_set, val_set=None, **kw):
+        sizes.append((len(train_set), len(val_set), len(set(train_set.ids))))
+        return original(self, model, train_set, val_set, **kw)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    build_classifier("stagin", model_params=SMALL, connectome={"window": 8, "stride": 6},
+                     train={**FAST, "epochs": 1, "crop_length": 30, "crops_per_subject": 3}).fit(ragged.subset(range(18)))
+    n_fit, n_val, distinct = sizes[0]
+    assert n_fit == 3 * distinct and n_val + distinct == 18  # validation subjects scored once
+
+
+def test_static_models_keep_their_interface():
+    c = make_synthetic_cohort(n_subjects=20, n_rois=8, n_timepoints=60, seed=1)
+    clf = build_classifier("brainnetcnn", train=FAST).fit(c.subset(range(14)))
+    assert clf.input_key == "fc"
+    (idx, batch), = list(clf.input_batches(c.subset(range(14, 20)), batch_size=32))
+    np.testing.assert_array_equal(idx, np.arange(6))
+    with torch.no_grad():
+        p = torch.softmax(clf.model(batch).logits, 1).numpy()
+    np.testing.assert_allclose(p, clf.predict_proba(c.subset(range(14, 20))), atol=1e-6)
