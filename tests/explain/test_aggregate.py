@@ -129,6 +129,9 @@ def test_harvard_oxford_label_table_from_pcp():
     assert atlas.labels[:2] == ["Left Thalamus", "Right Thalamus"]
     assert all("not in label table" not in x for x in atlas.labels)
     assert atlas.coords is None
+    # no group column: grouped by the hemisphere the names state (PCP HO: 2001 right, 2002 left)
+    assert atlas.groups == ["left", "right", "right", "left"]
+    assert atlas.order().tolist() == [0, 3, 1, 2]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ label values of the time-series header, ``#10`` -> ``"10"``) to
   or a CSV with ``x, y, z`` columns (and optionally ``id``/``name``).
 
 When nothing is given, ROI ids are their own names and figures that need coordinates
-are skipped.
+are skipped. Without a group column, names that state their hemisphere ("Left ...",
+"..._R") group the ROIs by hemisphere for the heatmaps.
 """
 
 from __future__ import annotations
@@ -182,4 +183,21 @@ def load_atlas(
             source.append("coordinates")
         if xyz.shape != (len(ids), 3):
             raise DataError(f"coordinates have shape {xyz.shape}, expected ({len(ids)}, 3)", reason="atlas_mismatch")
+    if groups is None:
+        groups = hemisphere_groups(names)
     return Atlas(ids=ids, labels=names, coords=xyz, groups=groups, source="; ".join(source))
+
+
+def hemisphere_groups(names: list[str]) -> list[str] | None:
+    """``left`` / ``right`` / ``other`` from names such as "Left Thalamus" or "Precentral_L",
+    when at least 80 % of the names say their hemisphere (atlases without a group column)."""
+    out = []
+    for n in names:
+        low = n.strip().lower()
+        if low.startswith("left ") or low.endswith(("_l", " l", "-lh", "_lh")):
+            out.append("left")
+        elif low.startswith("right ") or low.endswith(("_r", " r", "-rh", "_rh")):
+            out.append("right")
+        else:
+            out.append("other")
+    return out if names and out.count("other") <= 0.2 * len(names) else None

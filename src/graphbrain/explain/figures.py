@@ -144,6 +144,12 @@ def _group_lines(ax: object, groups: list[str] | None, *, square: bool) -> None:
     if not groups:
         return
     cuts = [i for i in range(1, len(groups)) if groups[i] != groups[i - 1]]
+    edges = [0, *cuts, len(groups)]
+    centres = [(a + b - 1) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    ax.set_xticks(centres, [groups[a] for a in edges[:-1]], rotation=90, fontsize=7)  # type: ignore[attr-defined]
+    ax.set_xlabel("ROI (atlas order, grouped)")  # type: ignore[attr-defined]
+    if square:
+        ax.set_yticks(centres, [groups[a] for a in edges[:-1]], fontsize=7)  # type: ignore[attr-defined]
     for c in cuts:
         ax.axvline(c - 0.5, color="k", lw=0.4)  # type: ignore[attr-defined]
         if square:
