@@ -70,12 +70,20 @@ CONFIGS.update({
     "brainnetcnn+site": {**CONFIGS["brainnetcnn"], "model": "brainnetcnn", "adapt": "site"},
     "brainnetcnn+combat": {**CONFIGS["brainnetcnn"], "model": "brainnetcnn", "adapt": "combat"},
     "logreg+search": {**CONFIGS["logreg"], "model": "logreg",
-                      "search": {"enabled": True, "n_trials": 8, "inner_splits": 3, "inner_repeats": 2}},
+                      "search": {"enabled": True, "n_trials": 6, "inner_splits": 3, "inner_repeats": 2}},
     # members: logreg (C 1) + brainnetcnn (8/8/16/32), 3 seeds each, probabilities averaged
     "ens(logreg+bnc)": ENS_STATIC,
     "ens(logreg+bnc)+site": {**ENS_STATIC, "adapt": "site"},
     "ens(logreg+bnc) stack": {**ENS_STATIC, "model_params": {**ENS_STATIC["model_params"], "seeds": 1,
                                                              "combine": "stack", "stack_folds": 3}},
+    # the cheap ensemble: the baseline on correlation and on tangent-space FC (fitted in-fold)
+    "logreg-tangent": {"model": "logreg", "model_params": {"C": 1.0}, "connectome": {**STATIC, "kind": "tangent"}},
+    "ens(logreg+logreg-tangent)": {"model": "ensemble", "connectome": STATIC, "model_params": {
+        "members": [{"name": "logreg", "C": 1.0}, {"name": "logreg", "C": 1.0, "connectome": {"kind": "tangent"}}],
+        "seeds": 1, "combine": "mean"}},
+    "ens(logreg+logreg-tangent) stack": {"model": "ensemble", "connectome": STATIC, "model_params": {
+        "members": [{"name": "logreg", "C": 1.0}, {"name": "logreg", "C": 1.0, "connectome": {"kind": "tangent"}}],
+        "seeds": 1, "combine": "stack", "stack_folds": 5}},
     # + STAGIN (the small 2 x 32 configuration above, one seed): CPU-expensive
     "ens(logreg+bnc+stagin)": {**ENS_STATIC, "model_params": {**ENS_STATIC["model_params"], "members": [
         *ENS_STATIC["model_params"]["members"],
