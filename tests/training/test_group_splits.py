@@ -226,3 +226,67 @@ def test_torch_inner_split_groups_runs(monkeypatch):
     assert g.tolist() == cohort.participants.tolist()
     assert not set(g[fit_idx]) & set(g[val_idx])
     assert set(clf.val_ids_) == {cohort.ids[i] for i in val_idx}
+
+
+# -- exact behaviour (kills mutants of splits.py) ----------------------------------------------
+
+
+def test_repeats_are_the_documented_reshuffles_with_names():
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.arange(30) % 2
+    folds = make_folds("stratified", y, np.array(["s"] * 30), n_splits=3, repeats=2, seed=7)
+    assert [f.name for f in folds] == [f"rep{r}-fold{k}" for r in range(2) for k in range(3)]
+    assert [f.repeat for f in folds] == [0, 0, 0, 1, 1, 1]
+    for r in range(2):
+        ref = list(StratifiedKFold(3, shuffle=True, random_state=7 + r).split(np.zeros(30), y))
+        for f, (tr, te) in zip(folds[3 * r : 3 * r + 3], ref, strict=True):
+            assert np.array_equal(f.test, te) and np.array_equal(f.train, tr)
+    single = make_folds("stratified", y, np.array(["s"] * 30), n_splits=3, seed=7)
+    assert [f.name for f in single] == ["fold0", "fold1", "fold2"] and {f.repeat for f in single} == {0}
+    # grouped repeats are reshuffled too
+    g = np.repeat([f"p{i}" for i in range(15)], 2)
+    yg = np.repeat(np.arange(15) % 2, 2)
+    gf = make_folds("stratified", yg, np.array(["s"] * 30), n_splits=3, repeats=2, seed=7, groups=g)
+    assert any(not np.array_equal(gf[k].test, gf[3 + k].test) for k in range(3))
+    assert {f.name for f in gf} == {f"rep{r}-fold{k}" for r in range(2) for k in range(3)}
+
+
+def test_split_errors_name_the_problem():
+    y = np.arange(20) % 2
+    s = np.array(["a"] * 20)
+    with pytest.raises(ConfigError, match="n_splits must be at least 2, got 1"):
+        make_folds("stratified", y, s, n_splits=1)
+    with pytest.raises(ConfigError, match="smallest class has 2 subject"):
+        make_folds("stratified", np.array([0] * 10 + [1] * 2), np.array(["a"] * 12), n_splits=3)
+    with pytest.raises(ConfigError, match=r"one participant id per subject \(20\)"):
+        make_folds("stratified", y, s, n_splits=2, groups=np.array(["a", "b"]))
+    for frac in (0.0, 1.0):
+        with pytest.raises(ConfigError, match="val_fraction must be in"):
+            inner_split(np.arange(20), y, val_fraction=frac)
+    with pytest.raises(ConfigError, match="at least 2 participants"):
+        inner_split(np.arange(4), np.array([0, 1, 0, 1]), groups=np.array(["p"] * 4))
+    with pytest.raises(ConfigError, match="leaving out site 'A' leaves a single class"):
+        list(leave_site_out(np.array(["A", "A", "B", "B"]), np.array([0, 0, 1, 1])))
+
+
+def test_grouped_inner_split_fraction_follows_val_fraction():
+    g = np.repeat([f"p{i}" for i in range(40)], 2)
+    y = np.repeat(np.arange(40) % 2, 2)
+    for frac, expected in ((0.5, 0.5), (0.25, 0.25), (0.1, 0.1)):
+        _, val = inner_split(np.arange(80), y, val_fraction=frac, seed=0, groups=g)
+        assert abs(len(val) / 80 - expected) <= 0.05, frac
+    # ungrouped: the exact train_test_split share, stratified by label
+    fit, val = inner_split(np.arange(80), y, val_fraction=0.25, seed=0)
+    assert len(val) == 20 and y[val].sum() == 10
+
+
+def test_leave_site_out_warns_about_people_at_two_sites(caplog):
+    sites = np.array(["A", "A", "B", "B"])
+    with caplog.at_level("WARNING", logger="graphbrain.training.splits"):
+        folds = list(leave_site_out(sites, None, groups=np.array(["p", "q", "p", "r"])))
+    assert "site 'A': 1 training subject(s)" in caplog.text
+    assert folds[0].train.tolist() == [3]
+    # a site with fewer subjects than min_test is skipped; min_test=1 keeps one-subject sites
+    assert [f.name for f in leave_site_out(np.array(["A", "B", "B"]), min_test=2)] == ["site=B"]
+    assert [f.name for f in leave_site_out(np.array(["A", "B", "B"]))] == ["site=A", "site=B"]
