@@ -460,6 +460,24 @@ class _SparqlBackend(Backend):
 
 
 # ---- Oxigraph --------------------------------------------------------------------------
+_NT_ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\r"}
+_NT_ESCAPES.update({i: f"\\u{i:04X}" for i in range(0x20) if i not in (0x0A, 0x0D)})
+_NT_ESCAPES[0x7F] = "\\u007F"
+
+
+def _nt_term(t: Term) -> str:
+    kind, v = t
+    if kind == "iri":
+        return f"<{v}>"
+    if kind == "lit":
+        return '"' + v.translate(_NT_ESCAPES) + '"'
+    return f"_:{v}"
+
+
+def _nt_line(t: Triple) -> str:
+    return f"{_nt_term(t[0])} {_nt_term(t[1])} {_nt_term(t[2])} .\n"
+
+
 def _ox_term(t: Term) -> Any:
     import pyoxigraph as ox
 
@@ -523,11 +541,19 @@ class OxigraphBackend(_SparqlBackend):
         import pyoxigraph as ox
 
         self.store = ox.Store()
-        dg = ox.DefaultGraph()
-        self.store.bulk_extend(
-            ox.Quad(_ox_term(s), _ox_term(p), _ox_term(o), dg)
-            for s, p, o in record_triples(concepts, relations, with_keys=True)
-        )
+        concepts, relations = list(concepts), list(relations)
+        # N-Triples text parsed in Rust is ~5x faster than one Python term object per node;
+        # IRIs here are percent-encoded (concept_iri) or validated names, literals escaped.
+        try:
+            data = "".join(_nt_line(t) for t in record_triples(concepts, relations, with_keys=True))
+            self.store.bulk_load(data.encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)
+        except (SyntaxError, UnicodeEncodeError, ValueError):
+            self.store = ox.Store()
+            dg = ox.DefaultGraph()
+            self.store.bulk_extend(
+                ox.Quad(_ox_term(s), _ox_term(p), _ox_term(o), dg)
+                for s, p, o in record_triples(concepts, relations, with_keys=True)
+            )
 
     def _subs(self, bindings: dict[str, Any] | None) -> dict[Any, Any] | None:
         import pyoxigraph as ox
