@@ -65,7 +65,8 @@ def _time_v(cmd: list[str], timeout: int) -> tuple[dict, str]:
     w = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", p.stderr)
     parts = [float(x) for x in w.group(1).split(":")] if w else [0.0]
     wall = sum(v * 60 ** i for i, v in enumerate(reversed(parts)))
-    return {"peak_rss_mb": int(m.group(1)) / 1024 if m else None, "wall_s": wall}, p.stdout
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", p.stderr))
+    return {"peak_rss_mb": int(m.group(1)) / 1024 if m else None, "wall_s": wall, "cpu_s": cpu}, p.stdout
 
 
 def run_size(n: int, work: Path, timeout: int, reference: bool) -> dict:
@@ -110,7 +111,9 @@ def run_size(n: int, work: Path, timeout: int, reference: bool) -> dict:
         "rows_total": n, "mrconso_rows": n_conso, "mrrel_rows": n_rel, "mrsty_rows": built["concepts"],
         "rrf_mb": round(size_mb, 1), "generate_s": round(gen_s, 1),
         "build_wall_s": round(tv["wall_s"], 2), "build_inner_s": built["build_seconds"],
-        "rows_per_s": round(rows / tv["wall_s"]), "peak_rss_mb": round(tv["peak_rss_mb"], 1),
+        "rows_per_s": round(rows / tv["wall_s"]), "build_cpu_s": round(tv["cpu_s"], 1),
+        "rows_per_cpu_s": round(rows / max(tv["cpu_s"], 1e-9)), "peak_rss_mb": round(tv["peak_rss_mb"], 1),
+        "load_average": __import__("os").getloadavg()[0],
         "concepts": built["concepts"], "relations": built["relations"], "store_mb": round(store_mb, 1),
         "first_query": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in first.items()},
     }

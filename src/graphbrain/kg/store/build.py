@@ -81,6 +81,23 @@ def _map_unique(values: Any, fn: Any, cache: dict[str, Any]) -> np.ndarray:
     return np.asarray(out, dtype=object)[codes] if out else np.zeros(0, dtype=object)
 
 
+def _codes(values: Any, fn: Any, cache: dict[str, Any], vocab: dict[str, int]) -> np.ndarray:
+    """int16 codes in ``vocab`` (grown as needed) of ``fn(value)`` for an Arrow string array."""
+    _, pc, _ = _pa()
+    enc = pc.dictionary_encode(values)
+    if hasattr(enc, "combine_chunks"):
+        enc = enc.combine_chunks()
+    table = []
+    for v in enc.dictionary.to_pylist():
+        if v not in cache:
+            cache[v] = fn(v)
+        table.append(vocab.setdefault(cache[v], len(vocab)))
+    if len(vocab) > np.iinfo(np.int16).max:
+        raise DataError(f"more than {np.iinfo(np.int16).max} distinct relation types or sources", reason="too_many")
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    return np.asarray(table, dtype=np.int16)[idx] if table else np.zeros(len(idx), np.int16)
+
+
 def _normalise_labels(arr: Any) -> Any:
     """Vectorised :func:`graphbrain.kg.lookup.normalise_text` (lower case, spaces collapsed)."""
     _, pc, _ = _pa()
@@ -349,11 +366,9 @@ def build_store(
                 par = pc.or_(pc.equal(rel, "PAR"), pc.equal(rela, "inverse_isa")).to_numpy(zero_copy_only=False)
                 chd = pc.or_(pc.equal(rel, "CHD"), pc.equal(rela, "isa")).to_numpy(zero_copy_only=False) & ~par
                 key = pc.if_else(pc.equal(rela, ""), pc.binary_join_element_wise("\x00", rel, ""), rela)
-                nm = _map_unique(key, lambda k: relation_name(k) if not k.startswith("\x00") else _REL_NAMES.get(k[1:], relation_name(k[1:])), name_cache)
-                nm[par | chd] = "is_a"
-                rcode = np.fromiter((rel_names.setdefault(x, len(rel_names)) for x in nm.tolist()), dtype=np.int16, count=len(nm))
-                sn = _map_unique(f.column("SAB"), normalise_source, src_cache)
-                scode = np.fromiter((src_names.setdefault(x, len(src_names)) for x in sn.tolist()), dtype=np.int16, count=len(sn))
+                rcode = _codes(key, lambda k: relation_name(k) if not k.startswith("\x00") else _REL_NAMES.get(k[1:], relation_name(k[1:])), name_cache, rel_names)
+                rcode[par | chd] = rel_names.setdefault("is_a", len(rel_names))
+                scode = _codes(f.column("SAB"), normalise_source, src_cache, src_names)
                 rec = np.empty(len(c1), dtype=_EDGE)
                 rec["h"] = np.where(par, c1, c2)
                 rec["t"] = np.where(par, c2, c1)
