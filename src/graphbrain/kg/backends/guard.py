@@ -295,6 +295,7 @@ def _run_forked(fn: Callable[[], Any], timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     chunks: list[bytes] = []
     timed_out = False
+    done = False
     try:
         while True:
             left = deadline - time.monotonic()
@@ -307,11 +308,12 @@ def _run_forked(fn: Callable[[], Any], timeout: float) -> Any:
                 break
             b = os.read(r, 1 << 20)
             if not b:
+                done = True
                 break
             chunks.append(b)
     finally:
         os.close(r)
-        if timed_out:
+        if not done:  # time is up, or the caller was interrupted: the worker must not live on
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
