@@ -188,9 +188,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_sparql(args: argparse.Namespace) -> int:
+    from graphbrain.kg.backends.guard import check_limits, check_query
     from graphbrain.kg.backends.rdf import Iri
 
-    kg = _kg(args)
     query = Path(args.query[1:]).read_text(encoding="utf-8") if args.query.startswith("@") else args.query
     bindings: dict[str, Any] = {}
     for b in args.bind or []:
@@ -203,6 +203,9 @@ def cmd_sparql(args: argparse.Namespace) -> int:
         if not sep or not name:
             raise ValueError(f"--bind-iri expects NAME=IRI, got {b!r}")
         bindings[name.lstrip("?")] = Iri(value)
+    check_limits(args.timeout, args.max_rows)  # refuse before loading or building a store
+    check_query(query, bindings, allow_service=args.allow_service)
+    kg = _kg(args)
     res = kg.sparql(
         query, bindings, timeout=args.timeout, max_rows=args.max_rows, allow_service=args.allow_service
     )
