@@ -90,7 +90,7 @@ def _prepare(work: Path, target: str, tests: list[str]) -> None:
         + "".join(f"    {t}\n" for t in existing)
         + "pytest_add_cli_args =\n    -x\n    -q\n    -p\n    no:cacheprovider\n"
         "    --hypothesis-profile=mutation\n"
-        "process_isolation = forkserver\n"
+        "process_isolation = fork\n"
         "use_git_change_detection = false\n"
     )
 
@@ -108,16 +108,22 @@ def _results(work: Path, env: dict[str, str]) -> dict[str, str]:
     return found
 
 
-def run_module(key: str, work_root: Path, *, sample: int | None, seed: int, max_children: int) -> dict:
+def run_module(
+    key: str, work_root: Path, *, sample: int | None, seed: int, max_children: int, report_only: bool = False
+) -> dict:
     target, tests = MODULES[key]
     work = work_root / key
-    _prepare(work, target, tests)
+    if not report_only:
+        _prepare(work, target, tests)
     env = dict(
         os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
         GRAPHBRAIN_HYPOTHESIS_EXAMPLES=os.environ.get("GRAPHBRAIN_HYPOTHESIS_EXAMPLES", "8"),
     )
     t0 = time.perf_counter()
     names: list[str] = []
+    if report_only:  # summarise an earlier (possibly interrupted) run in the work folder
+        status = _results(work, env)
+        return _summary(target, tests, sample, status, None, 0, "")
     if sample is not None:
         # generate the mutants without testing any (no name matches), then draw a sample
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1", "no-such-mutant"],
@@ -133,6 +139,11 @@ def run_module(key: str, work_root: Path, *, sample: int | None, seed: int, max_
     status = _results(work, env)
     if names:
         status = {k: v for k, v in status.items() if k in set(names)}
+    return _summary(target, tests, sample, status, seconds, proc.returncode, proc.stdout + proc.stderr)
+
+
+def _summary(target: str, tests: list[str], sample: int | None, status: dict[str, str],
+             seconds: float | None, returncode: int, log: str) -> dict:
     counts: dict[str, int] = {}
     for v in status.values():
         counts[v] = counts.get(v, 0) + 1
@@ -145,10 +156,10 @@ def run_module(key: str, work_root: Path, *, sample: int | None, seed: int, max_
         "counts": counts,
         "mutants_run": checked,
         "score": killed / checked if checked else None,
-        "seconds": round(seconds, 1),
+        "seconds": None if seconds is None else round(seconds, 1),
         "survived": sorted(k for k, v in status.items() if v == "survived"),
-        "returncode": proc.returncode,
-        "log_tail": (proc.stdout + proc.stderr)[-2000:],
+        "returncode": returncode,
+        "log_tail": log[-2000:],
     }
 
 
@@ -161,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default="/tmp/graphbrain-mutation", help="scratch folder (not the repo)")
     ap.add_argument("--json", default=None, help="append results to this JSON file")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--report-only", action="store_true", help="summarise the work folder, run nothing")
     args = ap.parse_args(argv)
     if args.list or not args.modules:
         for k, (f, t) in MODULES.items():
@@ -175,10 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     for key in args.modules:
         if key not in MODULES:
             ap.error(f"unknown module {key!r}; known: {', '.join(MODULES)}")
-        r = run_module(key, work_root, sample=args.sample, seed=args.seed, max_children=args.max_children)
+        r = run_module(key, work_root, sample=args.sample, seed=args.seed, max_children=args.max_children,
+                       report_only=args.report_only)
         results[key] = r
         score = "n/a" if r["score"] is None else f"{100 * r['score']:.1f} %"
-        print(f"{key}: {score} killed of {r['mutants_run']} mutants in {r['seconds']:.0f} s; {r['counts']}", flush=True)
+        print(f"{key}: {score} killed of {r['mutants_run']} mutants in {r['seconds']} s; {r['counts']}", flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
