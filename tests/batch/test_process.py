@@ -102,3 +102,48 @@ def test_motion_from_confounds():
 def test_tangent_refused(bad_cohort, tmp_path):
     with pytest.raises(ConfigError, match="tangent.*training fold"):
         process_cohort(bad_cohort, output_dir=tmp_path / "r", connectome={"kind": "tangent"}, progress=False)
+
+
+def test_nifti_streaming_equals_reader_and_reads_motion(tmp_path):
+    import nibabel as nib
+
+    from graphbrain.data.nifti import read_nifti
+
+    rng = np.random.default_rng(2)
+    labels = np.zeros((8, 8, 8), dtype=np.int16)
+    labels[:4, :4] = 1
+    labels[4:, :4] = 2
+    labels[:4, 4:] = 3
+    labels[4:, 4:] = 4
+    atlas = tmp_path / "atlas.nii.gz"
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), atlas)
+    files, confounds = [], []
+    for i in range(2):
+        data = rng.standard_normal((8, 8, 8, 40)).astype(np.float32) + 50
+        f = tmp_path / f"sub{i}.nii.gz"
+        nib.save(nib.Nifti1Image(data, np.eye(4)), f)
+        c = tmp_path / f"sub{i}_confounds.tsv"
+        fd = np.r_[np.nan, np.full(39, 0.1 + 0.2 * i)]
+        pd.DataFrame({"framewise_displacement": fd, "csf": rng.standard_normal(40)}).to_csv(c, sep="\t", index=False)
+        files.append(str(f))
+        confounds.append(str(c))
+    data = {"source": "nifti", "bold_files": files, "atlas": str(atlas), "confounds": confounds, "labels": [0, 1]}
+    res = process_cohort(data, output_dir=tmp_path / "run", connectome={"window": 20, "stride": 10},
+                         qc={"max_mean_fd": 0.2}, progress=False, plots=False)
+    st = res.status.set_index("subject_id")
+    assert st.loc["sub0", "status"] == "ok" and st.loc["sub1", ["status", "reason"]].tolist() == ["excluded", "motion"]
+    qc = res.table("qc").set_index("subject_id")
+    assert qc.loc["sub0", "mean_fd"] == pytest.approx(0.1 * 39 / 40) and qc.loc["sub0", "fd_source"] == "confounds"
+    ref = read_nifti(files, str(atlas), confounds=confounds, labels=[0, 1])
+    lw = ConnectivityMeasure(kind="correlation", cov_estimator=LedoitWolf(store_precision=False))
+    np.testing.assert_allclose(res.static_fc("sub0"), lw.fit_transform([ref[0].timeseries])[0], atol=1e-5)
+
+
+def test_in_memory_and_synthetic_cohorts(tmp_path, small_cohort):
+    res = process_cohort(cohort=small_cohort.subset(range(6)), output_dir=tmp_path / "mem", dynamic=False,
+                         progress=False, plots=False)
+    assert res.counts["ok"] == 6 and res.status["dynamic_key"].isna().all()
+    syn = process_cohort({"source": "synthetic", "n_subjects": 6, "n_rois": 8, "n_timepoints": 60},
+                         output_dir=tmp_path / "syn", connectome={"window": 20, "stride": 20}, progress=False,
+                         plots=False)
+    assert syn.counts["ok"] == 6 and syn.dynamic_fc(syn.status["subject_id"].iloc[0]).shape == (3, 28)
