@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/abide_explain")
     ap.add_argument("--root", default=str(SHARED / "abide_pcp"))
     ap.add_argument("--atlas-dir", default=str(SHARED / "atlases_pcp"))
+    ap.add_argument("--steps", type=int, default=10, help="faithfulness curve steps (CPU budget)")
+    ap.add_argument("--ig-steps", type=int, default=32, help="integrated-gradients steps")
     ap.add_argument("--summary-only", action="store_true", help="only summarise an existing --out folder")
     args = ap.parse_args()
     out = Path(args.out)
@@ -92,6 +94,8 @@ def main() -> None:
             f"explain_atlas.image={atlas / 'ho_roi_atlas.nii.gz'}",
             f"explain_atlas.labels={atlas / 'ho_labels.csv'}",
             "cache_dir=/tmp/graphbrain_abide_cache",
+            f"explain_options.steps={args.steps}",
+            f"explain_options.ig_steps={args.ig_steps}",
         ],
     )
     seconds = time.perf_counter() - t0
