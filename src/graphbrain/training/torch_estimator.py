@@ -2,11 +2,18 @@
 
 ``fit(cohort)`` (the cohort is a training fold):
 
-1. inputs: ``input="dynamic_fc"`` models get sliding-window FC ``(N, W, R, R)`` of every
-   subject cropped to ``n_timepoints`` (config ``connectome.n_timepoints``, default the
-   shortest training scan), window ``connectome.window`` TRs (default 50, or
-   ``window_seconds`` / TR) and stride ``connectome.stride`` (default 3); while
-   training, crops start at random (``connectome.random_crop``, default on).
+1. inputs: ``input="dynamic_fc"`` models get sliding-window FC of whole scans of any
+   length (:class:`~graphbrain.training.trainer.DynamicFCSet`): window
+   ``connectome.window`` TRs (default 20) and stride ``connectome.stride`` (default 10),
+   or ``window_seconds`` / ``stride_seconds`` converted with each subject's own TR;
+   batches are zero-padded with ``batch["mask"]`` ``(B, W)`` (True = real window).
+   Training crops: ``train.crop_length`` TRs (default null: the whole scan), from a
+   random start (``connectome.random_crop``), ``train.crops_per_subject`` per epoch;
+   ``connectome.n_timepoints`` (``min`` or an int) crops every scan to a common length
+   instead. Prediction averages class probabilities over the crops chosen by
+   ``connectome.predict_crops`` (config ``predict.crops``; default ``cover``: the whole
+   scan, or overlapping crops of the trained window count when it is longer). They also
+   get the static FC below as ``batch["fc"]`` (linear path, ``static_fc`` node features).
    ``input="static_fc"`` models get ``(N, R, R)`` connectomes from a
    :class:`~graphbrain.connectome.static.ConnectivityTransformer` fitted on this
    training cohort only (or the subjects' precomputed FC), then z-scored per edge with
@@ -72,11 +79,11 @@ SCALER_FILE = "scaler.safetensors"
 CONNECTOME_DEFAULTS: dict[str, Any] = {
     "kind": "correlation",
     "estimator": "ledoit_wolf",
-    "fisher_z": False,
-    "window": 50,
     "engine": "graphbrain",  # static FC: graphbrain's batched kernels or nilearn
+    "fisher_z": False,
+    "window": 20,
     "window_seconds": None,
-    "stride": 3,
+    "stride": 10,
     "stride_seconds": None,
     "predict_crops": "cover",
     "n_timepoints": None,
@@ -161,9 +168,9 @@ class TorchClassifier(CohortClassifier):
         return ConnectivityTransformer(
             kind=self._conn("kind"),
             estimator=self._conn("estimator"),
+            engine=self._conn("engine"),
             fisher_z=bool(self._conn("fisher_z")),
             vectorize=False,
-            engine=self._conn("engine"),
             cache_dir=self.connectome.get("cache_dir"),
         )
 

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 40,
-    "batch_size": 32,
+    "batch_size": 16,
     "lr": 1e-3,
     "weight_decay": 1e-2,
     "warmup_epochs": 2,
