@@ -1,26 +1,38 @@
 """STAGIN: spatio-temporal attention graph isomorphism network (Kim et al., NeurIPS 2021).
 
 Input ``batch["dfc"]`` ``(B, W, R, R)``: sliding-window FC of ``B`` subjects, ``W``
-windows, ``R`` ROIs. Every window is a graph; all ``G = B*W`` graphs of a batch go
-through each step at once (dense batched tensors, no Python loop over graphs):
+windows, ``R`` ROIs, and ``batch["mask"]`` ``(B, W)`` bool (True = real window; scans of
+different lengths are zero-padded to ``W``; default all True). Every real window is a
+graph; all ``G`` real graphs of a batch go through each step at once (dense batched
+tensors, no Python loop over graphs; padded windows never enter the GIN or its
+BatchNorm statistics):
 
     A_g      = topk(FC_g, p %)  binary, symmetric, zero diagonal         (G, R, R)
-    H^0_g    = [onehot(ROI) , e(w_g)] Theta_0                            (G, R, C)
-               e(w) a learned embedding of window index w (STAGIN used a GRU over
-               the time series up to each window end; the embedding is cheaper)
+    H^0_g    = [x_i , e(w_g)] Theta_0                                    (G, R, C)
+               x_i = onehot(ROI i) (the paper, ``node_features="onehot"``), row i of
+               the window's FC (``"window_fc"``, the default) or of the static FC
+               ``batch["fc"]`` (``"static_fc"``); e(w) a learned embedding of the window's
+               position w in the crop (STAGIN used a GRU over the time series up to each
+               window end; the embedding is cheaper); positions past the trained window
+               count share the last embedding, so any scan length is accepted
     H^l      = MLP_l((1 + eps_l) H^{l-1} + A H^{l-1})        (GIN, dense bmm)
     readout  SERO: s = sigmoid(W_2 GELU(BN(W_1 mean_i H^l_i)))           (G, R)
              GARO: s = sigmoid(K(H^l) q(mean_i H^l_i) / sqrt(D))          (G, R)
              h_g = mean_i s_i H^l_i                                       (G, C)
     temporal Z^l, T^l = TransformerEncoder([h_(b,1) ... h_(b,W)])         (B, W, C), (B, W, W)
-    logits   = sum_l Linear_l(dropout(mean_w Z^l_w))                      (B, n_classes)
+               with the key-padding mask: no window attends to padding
+    logits   = sum_l Linear_l(dropout(mean_{real w} Z^l_w))               (B, n_classes)
     aux      = lambda * sum_l mean_g || triu(H H^T / rowmax - I) ||_F   (orthogonal readout reg.)
 
 Output :class:`~graphbrain.models.base.ModelOutput` with ``logits`` ``(B, n_classes)``,
 ``aux_loss`` (scalar) and attention ``"spatial"`` ``(B, W, R)`` (readout attention s,
 mean over layers, in [0, 1]), ``"temporal"`` ``(B, W)`` (attention each window
-receives, mean over queries and layers; sums to 1) and ``"temporal_matrix"``
-``(B, W, W)`` (row-stochastic, mean over layers and heads).
+receives, mean over real queries and layers; sums to 1 over real windows, 0 on padding)
+and ``"temporal_matrix"`` ``(B, W, W)`` (rows of real windows sum to 1, mean over layers
+and heads; padded rows and columns 0).
+
+The registered builder wraps the model in :class:`~graphbrain.models.linear_path.LinearPath`
+(``linear_path=True``, the default): logits = linear(vec static FC) + g * STAGIN.
 
 ``gnn="sparse"`` runs the same GIN layers (same parameters) through torch_geometric's
 ``GINConv`` message passing instead of dense matmuls -- for benchmarks and checks.
