@@ -10,7 +10,8 @@
   ``attributions_window.parquet`` (dynamic models);
 * ``top_rois.parquet``, ``top_edges.parquet`` (top-k per method with atlas names, MNI
   coordinates, per-class means, class difference, permutation p and FDR q);
-* ``class_difference_roi.parquet``, ``class_difference_edge.parquet`` (every unit);
+* ``class_difference_roi.parquet``, ``class_difference_edge.parquet`` (every unit: mean
+  attribution per class, mean |attribution|, difference, Cohen's d, p, q);
 * ``stability.parquet`` (Jaccard overlap of the folds' top-k sets per method),
   ``faithfulness.parquet`` and ``faithfulness_curves.parquet``,
   ``ground_truth.parquet`` (synthetic cohorts with planted signal);
@@ -34,7 +35,13 @@ import yaml
 from graphbrain.data import Cohort
 from graphbrain.errors import ConfigError
 from graphbrain.explain import figures as figs
-from graphbrain.explain.aggregate import class_difference, fold_stability, precision_at_k, top_units
+from graphbrain.explain.aggregate import (
+    class_difference,
+    class_means,
+    fold_stability,
+    precision_at_k,
+    top_units,
+)
 from graphbrain.explain.atlas import Atlas, load_atlas
 from graphbrain.explain.attribution import (
     Explanation,
@@ -146,12 +153,12 @@ def explain_run(
     tops, topes, diffs_r, diffs_e, stab = [], [], [], [], []
     for m, e in ex.items():
         d_r = class_difference(e, "roi", n_permutations=n_permutations, seed=seed)
-        diffs_r.append(d_r.assign(method=m))
+        diffs_r.append(class_means(e, "roi").merge(d_r, on="roi").assign(method=m))
         tops.append(top_units(e, atlas, unit="roi", k=k, stats=d_r))
         stab.append(fold_stability(e, "roi", k))
         if e.edge is not None:
             d_e = class_difference(e, "edge", n_permutations=n_permutations, seed=seed)
-            diffs_e.append(d_e.assign(method=m))
+            diffs_e.append(class_means(e, "edge").merge(d_e, on="edge").assign(method=m))
             topes.append(top_units(e, atlas, unit="edge", k=k_edges, stats=d_e))
             stab.append(fold_stability(e, "edge", k_edges))
         if e.window is not None:
