@@ -11,7 +11,10 @@ Files in ``output_dir``:
 * ``attention.safetensors``: attention / attribution arrays, rows aligned with
   ``predictions.parquet`` (only for models that produce them);
 * ``history.parquet``: per-fold, per-epoch training log of iterative models;
-* ``config.yaml``: the full resolved configuration; ``timings.json``.
+* ``config.yaml``: the full resolved configuration; ``timings.json``;
+* with ``explain=true``: ``models/r<repeat>-<fold>/`` (each fold's fitted classifier) and
+  ``explain/`` (attribution tables as Parquet, figures, ``report.html``; see
+  :mod:`graphbrain.explain.report`).
 """
 
 from __future__ import annotations
