@@ -140,7 +140,7 @@ def _check_series(series: Sequence[Any] | Any) -> list[Any]:
 
 
 def _group_gram(ops: _Ops, x: Any, gram_dtype: str) -> tuple[Any, Any, int]:
-    """``(B, T, R)`` -> (Gram ``Xc^T Xc`` in float64, centred series in ``gram_dtype``, T).
+    """``(B, T, R)`` -> (Gram ``Xc^T Xc`` and centred series, both in ``gram_dtype``, T).
 
     The mean is taken in float64 and the centred series is written straight into a
     ``gram_dtype`` buffer (one pass); the Gram is one batched BLAS call (``syrk`` on numpy).
@@ -154,12 +154,12 @@ def _group_gram(ops: _Ops, x: Any, gram_dtype: str) -> tuple[Any, Any, int]:
             np.subtract(xi, xi.mean(0, dtype=np.float64), out=xc[j], casting="unsafe")
         xt = xc.transpose(0, 2, 1)
         g = np.matmul(xt, xt.transpose(0, 2, 1))  # same buffer -> BLAS syrk
-        return g.astype(np.float64), xc, t
+        return g, xc, t
     t = int(x.shape[-2])
     x64 = ops.cast(x, "float64")
     xc = ops.cast(x64 - x64.mean(-2, keepdim=True), gram_dtype)
     g = ops.mT(xc) @ xc
-    return ops.cast(g, "float64"), xc, t
+    return g, xc, t
 
 
 def _shrinkage(ops: _Ops, s: Any, row_sq: Any, t: int) -> tuple[Any, Any]:
@@ -170,9 +170,11 @@ def _shrinkage(ops: _Ops, s: Any, row_sq: Any, t: int) -> tuple[Any, Any]:
     tr = ops.diag(s).sum(-1)  # (B,)
     mu = tr / r
     if ops.backend == "numpy":
-        delta_ = np.einsum("bij,bij->b", s, s)
+        delta_ = np.einsum("bij,bij->b", s, s, dtype=np.float64)  # float64 sums, no temporary
     else:
-        delta_ = (s * s).sum((-2, -1))
+        s64 = ops.cast(s, "float64")
+        delta_ = (s64 * s64).sum((-2, -1))
+    tr, mu = ops.cast(tr, "float64"), ops.cast(mu, "float64")
     rs = ops.cast(row_sq, "float64")
     beta_ = (rs * rs).sum(-1) / t
     beta = (beta_ - delta_) / (r * t)
@@ -224,24 +226,27 @@ def _row_sq(ops: _Ops, xc: Any, w: Any = None) -> Any:
 def _group_fc(ops: _Ops, x: Any, kind: str, estimator: str, gram_dtype: str) -> Any:
     g, xc, t = _group_gram(ops, x, gram_dtype)
     if kind == "correlation":
-        # nilearn z-scores first (ddof=1, std < eps -> 1): S_z = G / (T d_i d_j).
-        d = (ops.diag(g) / (t - 1)) ** 0.5
+        # nilearn z-scores first (ddof=1, std < eps -> 1): S_z = G / (T d_i d_j). Correlation
+        # is scale free, so this stays in the Gram's dtype, scaled in place (two passes).
+        d = (ops.cast(ops.diag(g), "float64") / (t - 1)) ** 0.5
         d = ops.xp.where(d < _EPS64, 1.0 + 0.0 * d, d)
         inv_d = 1.0 / d
-        s = g * inv_d[..., :, None]
-        s *= inv_d[..., None, :] / t
+        a = ops.cast(inv_d / t**0.5, gram_dtype)
+        s = g
+        s *= a[..., :, None]
+        s *= a[..., None, :]
         if estimator == "empirical":
             return _cov_to_corr(ops, s)
         shrink, mu = _shrinkage(ops, s, _row_sq(ops, xc, inv_d * inv_d), t)
         # corr of (1 - s) S + s mu I: scale S by (1 - s) u_i u_j, u = 1/sqrt(diag), diag 1.
-        diag = (1.0 - shrink)[:, None] * ops.diag(s) + (shrink * mu)[:, None]
+        diag = (1.0 - shrink)[:, None] * ops.cast(ops.diag(s), "float64") + (shrink * mu)[:, None]
         u = 1.0 / diag**0.5
-        s *= ((1.0 - shrink)[:, None] * u)[..., :, None]
-        s *= u[..., None, :]
+        s *= ops.cast((1.0 - shrink)[:, None] * u, gram_dtype)[..., :, None]
+        s *= ops.cast(u, gram_dtype)[..., None, :]
         idx = _arange(ops, s.shape[-1], s)
         s[..., idx, idx] = 1.0
         return s
-    s = g / t
+    s = ops.cast(g, "float64") / t
     if estimator == "ledoit_wolf":
         shrink, mu = _shrinkage(ops, s, _row_sq(ops, xc), t)
         s *= (1.0 - shrink)[:, None, None]
@@ -276,6 +281,7 @@ def connectivity(
     device: str | None = None,
     gram_dtype: str = "auto",
     whitening: Any = None,
+    out_dtype: str = "float64",
 ) -> Any:
     """Static connectomes of many subjects, ``(N, R, R)`` float64.
 
@@ -290,6 +296,8 @@ def connectivity(
             ``correlation``, whose error stays near 1e-6; float64 for the kinds that invert
             the covariance or keep data units), ``float32`` or ``float64``.
         whitening: ``M^-1/2`` for the tangent kind.
+        out_dtype: ``float64`` (default) or ``float32`` (saves a pass and half the memory
+            when the consumer stores float32, as ``ConnectivityTransformer`` does).
 
     Returns:
         numpy array for the numpy back end, a torch tensor (on ``device``) for torch.
@@ -308,12 +316,12 @@ def connectivity(
             x = ops.xp.stack([ops.asarray(xs[i]) for i in idx])
         fc = _group_fc(ops, x, k, estimator, gram_dtype)
         if out is None:
-            out = np.empty((n, r, r)) if ops.backend == "numpy" else ops.xp.empty(
-                (n, r, r), dtype=fc.dtype, device=fc.device)
+            out = np.empty((n, r, r), dtype=out_dtype) if ops.backend == "numpy" else ops.xp.empty(
+                (n, r, r), dtype=getattr(ops.xp, out_dtype), device=fc.device)
         if ops.backend == "numpy":
             out[idx] = fc
         else:
-            out[ops.xp.as_tensor(idx, device=fc.device)] = fc
+            out[ops.xp.as_tensor(idx, device=fc.device)] = fc.to(out.dtype)
     if k == "tangent" and whitening is not None:
         out = tangent_embed(out, whitening, backend=backend, device=device)
     return out

@@ -132,7 +132,8 @@ class ConnectivityTransformer(TransformerMixin, BaseEstimator):
         if self.engine_ == "graphbrain":
 
             def compute(xs: list[np.ndarray]) -> np.ndarray:
-                return np.asarray(kernels.connectivity(xs, kind, self.estimator))
+                # float32 out: the transformer returns float32 anyway (one pass saved)
+                return np.asarray(kernels.connectivity(xs, kind, self.estimator, out_dtype="float32"))
         else:
             cm = self._measure(kind)
 
@@ -169,13 +170,14 @@ class ConnectivityTransformer(TransformerMixin, BaseEstimator):
             mats = cm.transform(X if len(X) > 1 else [X[0], X[0]])[: len(X)]
         else:
             mats = self._per_subject(X, kind)
-        mats = np.nan_to_num(np.asarray(mats, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        mats = np.asarray(mats)  # float32 (kernels) or float64 (nilearn, tangent); ours to modify
+        mats = np.nan_to_num(mats, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         if self.fisher_z and kind in ("correlation", "partial correlation"):
             eye = np.eye(mats.shape[-1], dtype=bool)
             mats = np.where(eye, 0.0, np.arctanh(np.clip(mats, -0.999999, 0.999999)))
         if self.vectorize:
-            return sym_matrix_to_vec(mats, discard_diagonal=self.discard_diagonal).astype(np.float32)
-        return mats.astype(np.float32)
+            return sym_matrix_to_vec(mats, discard_diagonal=self.discard_diagonal).astype(np.float32, copy=False)
+        return mats.astype(np.float32, copy=False)
 
     # Safe persistence: plain arrays + JSON-able params, no pickle.
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
