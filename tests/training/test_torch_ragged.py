@@ -129,3 +129,20 @@ def test_static_models_keep_their_interface():
     with torch.no_grad():
         p = torch.softmax(clf.model(batch).logits, 1).numpy()
     np.testing.assert_allclose(p, clf.predict_proba(c.subset(range(14, 20))), atol=1e-6)
+
+
+def test_pipeline_keeps_attention_of_scans_with_different_lengths_nan_padded(ragged):
+    from graphbrain.pipeline.run import run_pipeline
+
+    res = run_pipeline(model={"name": "stagin", **SMALL}, connectome={"window": 8, "stride": 6},
+                       train={**FAST, "epochs": 1}, cv={"scheme": "stratified", "n_splits": 2},
+                       cohort=ragged, output_dir=None, progress=False)
+    att = res.attention["temporal"]
+    w_max = (max(LENGTHS) - 8) // 6 + 1
+    assert att.shape == (24, w_max)  # whole scans: no crop to the shortest scan any more
+    by_id = dict(zip(res.predictions["subject_id"], range(24)))
+    for s in ragged:
+        w = (s.n_timepoints - 8) // 6 + 1
+        row = att[by_id[s.id]]
+        assert np.isfinite(row[:w]).all() and np.isnan(row[w:]).all()
+        np.testing.assert_allclose(row[:w].sum(), 1.0, rtol=1e-5)
