@@ -493,6 +493,10 @@ def explain_result(
         sizes = {k: v.shape[0] for k, v in att.items()}
         if all(s == n for s in sizes.values()):
             parts = _from_attention(att, cohort.n_rois)
+            conn = result.config.get("connectome") or {}
+            if parts["window"] is not None and conn.get("window") and conn.get("stride") and not conn.get("window_seconds"):
+                start = np.arange(parts["window"].shape[1]) * int(conn["stride"])
+                parts["window_times"] = np.stack([start, start + int(conn["window"])], axis=1)
             return _assemble(method, model_name, parts, pred, cohort, None)
     models = models if models is not None else fold_models(result, cohort, refit=refit, progress=progress)
     pieces: list[tuple[np.ndarray, Explanation]] = []
