@@ -59,19 +59,6 @@ def test_sibling_paths_rank_held_out_disease():
     assert c.evidence_text[0] == "c --is_a--> p <--is_a-- a --has_symptom--> x"
 
 
-def test_latency_on_default_kg(default_kg):
-    import time
-
-    default_kg.diagnose(["seizure"])  # build the index
-    times = []
-    for q in (["seizure", "fever"], ["headache", "brain"], ["cough", "fever", "fatigue"]) * 10:
-        t = time.perf_counter()
-        default_kg.diagnose(q, top_k=10)
-        times.append(time.perf_counter() - t)
-    times.sort()
-    assert times[len(times) // 2] < 0.02  # target p50 2 ms; generous bound for shared CI CPUs
-
-
 def test_held_out_evaluation_beats_overlap_baseline(default_kg):
     out = evaluate_diagnosis(default_kg, protocol="holdout", n_queries=150, seed=1)
     assert out["queries"] == 150
