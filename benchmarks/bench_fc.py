@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--cohort", type=int, default=2000, help="synthetic static-FC cohort size")
     ap.add_argument("--tangent-subjects", type=int, default=323, help="ABIDE subjects for the tangent kind")
     ap.add_argument("--quick", action="store_true", help="small sizes, 2 repeats (a smoke run)")
+    ap.add_argument("--skip-dynamic", action="store_true", help="static FC only")
+    ap.add_argument("--kinds", default="correlation,partial correlation,covariance,precision,tangent",
+                    help="static kinds on ABIDE (comma-separated)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args(argv)
     if args.quick:
@@ -137,6 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
         dyn = synthetic(args.subjects, t)
         desc = f"synthetic, {len(dyn)} subjects, 111 ROIs, {t} TRs"
     x = np.stack(dyn).astype(np.float32)
+    if args.skip_dynamic:
+        x = x[:0]
     n, _, r = x.shape
     starts = range(0, t - w + 1, s)
     nw = len(starts)
@@ -146,10 +151,12 @@ def main(argv: list[str] | None = None) -> dict:
         return np.stack([emp.fit_transform([xi[a : a + w] for a in starts]) for xi in x])
 
     xt = torch.from_numpy(x)
+    if args.skip_dynamic:
+        return _static(args, abide, res)
     raw = nilearn_dyn()
     # A constant window signal has undefined correlations: NaN in nilearn, 0 in graphbrain
     # (its diagonal too, by sliding_window_fc's contract; nilearn writes 1 there).
-    undef = np.isnan(raw).any(-1)  # (N, W, R)
+    undef = np.isnan(raw).sum(-1) == raw.shape[-1] - 1  # (N, W, R): a constant ROI's whole row
     n_undefined = int(np.isnan(raw).sum())
     ref = np.nan_to_num(raw)
     b_, w_, r_ = np.nonzero(undef)
@@ -186,11 +193,15 @@ def main(argv: list[str] | None = None) -> dict:
                       "ratio": st["nilearn"]["median_s"] / best, "rates": rates,
                       "memory_floor_s": mem_floor, "flop_floor_s": flop_floor, "fraction_of_floor": floor / best}
 
-    # --- static FC ---
+    return _static(args, abide, res)
+
+
+def _static(args: argparse.Namespace, abide: list[np.ndarray] | None, res: dict) -> dict:
+    t = args.timepoints
+    kinds_abide = [k.strip() for k in args.kinds.split(",")]
     static_sets = []
     if abide is not None:
-        static_sets.append(("ABIDE 323", abide, ["correlation", "partial correlation", "covariance", "precision",
-                                                 "tangent"]))
+        static_sets.append(("ABIDE 323", abide, kinds_abide))
     else:
         static_sets.append(("synthetic mixed lengths", synthetic(args.subjects * 3, t) +
                             synthetic(args.subjects, t + 40, seed=1), ["correlation", "partial correlation",
