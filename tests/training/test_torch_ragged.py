@@ -146,3 +146,28 @@ def test_pipeline_keeps_attention_of_scans_with_different_lengths_nan_padded(rag
         row = att[by_id[s.id]]
         assert np.isfinite(row[:w]).all() and np.isnan(row[w:]).all()
         np.testing.assert_allclose(row[:w].sum(), 1.0, rtol=1e-5)
+
+
+def test_dynamic_models_get_in_fold_tangent_fc_for_the_linear_path_and_node_features(ragged):
+    from graphbrain.connectome.static import ConnectivityTransformer
+
+    train, test = ragged.subset(range(18)), ragged.subset(range(18, 24))
+    clf = build_classifier("stagin", model_params={**SMALL, "node_features": "static_fc"},
+                           connectome={"window": 8, "stride": 6, "kind": "tangent"}, train=FAST).fit(train)
+    ref = ConnectivityTransformer(kind="tangent").fit(train.timeseries())  # the training fold only
+    np.testing.assert_allclose(clf.transformer.mean_, ref.mean_, atol=1e-4)
+    tan_train = ref.transform(train.timeseries()).astype(np.float64)
+    np.testing.assert_allclose(clf.fc_mean_, tan_train.mean(0), atol=1e-4)
+    (idx, batch), = list(clf.input_batches(test, batch_size=8))
+    expected = (ref.transform(test.timeseries()) - clf.fc_mean_) / clf.fc_scale_
+    expected[:, np.arange(8), np.arange(8)] = 0.0
+    np.testing.assert_allclose(batch["fc"].numpy(), expected, atol=1e-3)
+    # the static FC reaches the output through both the linear path and the node features
+    fc = batch["fc"].clone().requires_grad_(True)
+    clf.model.eval()
+    clf.model({**batch, "fc": fc}).logits[:, 1].sum().backward()
+    assert fc.grad.abs().sum() > 0
+    clf.model.linear.weight.data.zero_()
+    fc.grad = None
+    clf.model({**batch, "fc": fc}).logits[:, 1].sum().backward()
+    assert fc.grad.abs().sum() > 0  # through the STAGIN node features alone
