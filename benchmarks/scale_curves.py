@@ -169,10 +169,12 @@ def plot(rows: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     axes_names = ["subjects", "ROIs", "windows"]
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     colours = {"static FC": "tab:blue", "dynamic FC": "tab:orange", "STAGIN epoch": "tab:green"}
+    ticks: list[set] = [set(), set(), set()]
     for j, axis in enumerate(axes_names):
         for wl, c in colours.items():
             pts = sorted((r["x"], r["median_s"], r["peak_mib"]) for r in rows if r["workload"] == wl and r["axis"] == axis)
@@ -181,11 +183,16 @@ def plot(rows: list[dict], path: Path) -> None:
             xs, ts, ms = zip(*pts)
             axes[0, j].plot(xs, ts, "o-", color=c, label=wl)
             axes[1, j].plot(xs, [max(m, 0.1) for m in ms], "o-", color=c, label=wl)
+            ticks[j].update(xs)
         for i, lab in enumerate(["time (s)", "peak memory growth (MiB)"]):
             ax = axes[i, j]
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel(axis)
+            ax.set_xticks(sorted(ticks[j]))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.tick_params(axis="x", labelsize=7, rotation=45)
             ax.set_ylabel(lab)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
