@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--atlas-dir", default=str(SHARED / "atlases_pcp"))
     ap.add_argument("--steps", type=int, default=10, help="faithfulness curve steps (CPU budget)")
     ap.add_argument("--ig-steps", type=int, default=32, help="integrated-gradients steps")
+    ap.add_argument("--epochs", type=int, default=TRAIN["epochs"], help="torch models: maximum epochs")
     ap.add_argument("--summary-only", action="store_true", help="only summarise an existing --out folder")
     args = ap.parse_args()
     out = Path(args.out)
@@ -87,7 +88,7 @@ def main() -> None:
         data={"source": "abide_pcp", "root": args.root},
         model=MODELS[args.model],
         cv="leave_site_out",
-        train=TRAIN,
+        train={**TRAIN, "epochs": args.epochs, "patience": min(TRAIN["patience"], args.epochs)},
         output_dir=args.out,
         overrides=[
             "explain=true",
