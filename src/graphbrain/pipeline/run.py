@@ -319,7 +319,7 @@ def run_pipeline(
         result.save(cfg["output_dir"])
         if search_parts:
             pd.concat(search_parts, ignore_index=True).to_parquet(Path(cfg["output_dir"]) / "search.parquet", index=False)
-    if cfg.get("explain"):
+    if cfg.get("explain") and is_main_process():  # torchrun: rank 0 explains and writes
         _explain_run(result, cohort, fold_models, cfg)
     return result
 
