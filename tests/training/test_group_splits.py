@@ -285,8 +285,59 @@ def test_leave_site_out_warns_about_people_at_two_sites(caplog):
     sites = np.array(["A", "A", "B", "B"])
     with caplog.at_level("WARNING", logger="graphbrain.training.splits"):
         folds = list(leave_site_out(sites, None, groups=np.array(["p", "q", "p", "r"])))
-    assert "site 'A': 1 training subject(s)" in caplog.text
+    assert caplog.messages[0] == (
+        "site 'A': 1 training subject(s) belong to participants also scanned at this site; "
+        "they are left out of this fold's training set"
+    )
     assert folds[0].train.tolist() == [3]
     # a site with fewer subjects than min_test is skipped; min_test=1 keeps one-subject sites
     assert [f.name for f in leave_site_out(np.array(["A", "B", "B"]), min_test=2)] == ["site=B"]
     assert [f.name for f in leave_site_out(np.array(["A", "B", "B"]))] == ["site=A", "site=B"]
+
+
+def test_check_folds_messages_name_the_side_and_list_five():
+    with pytest.raises(ConfigError, match="fold h: train index out of range for 4 subjects"):
+        check_folds([Fold("h", np.array([0, 4]), np.array([1]))], 4)
+    with pytest.raises(ConfigError, match="fold t: test index out of range"):
+        check_folds([Fold("t", np.array([0]), np.array([-1]))], 4)
+    idx = np.arange(8)
+    with pytest.raises(ConfigError, match=r"subject index\(es\) \[0, 1, 2, 3, 4\] in train and test"):
+        check_folds([Fold("d", idx, idx)], 8)
+    g = np.array([f"p{i}" for i in range(8)] * 2)  # subjects i and i + 8 are one person
+    with pytest.raises(ConfigError, match=r"participant\(s\) \['p0', 'p1', 'p2', 'p3', 'p4'\] in both"):
+        check_folds([Fold("e", idx, idx + 8)], 16, g)
+
+
+def test_make_folds_defaults_and_scheme_aliases():
+    y = np.arange(40) % 2
+    s = np.array(["a"] * 20 + ["b"] * 20)
+    default = make_folds("stratified", y, s)
+    assert len(default) == 10
+    explicit = make_folds("stratified", y, s, n_splits=10, seed=0)
+    assert all(np.array_equal(a.test, b.test) for a, b in zip(default, explicit, strict=True))
+    for alias in ("stratified_kfold", "kfold"):
+        same = make_folds(alias, y, s, n_splits=4)
+        assert [f.test.tolist() for f in same] == [f.test.tolist() for f in make_folds("stratified", y, s, n_splits=4)]
+    assert [f.name for f in make_folds("loso", y, s)] == ["site=a", "site=b"]
+
+
+def test_inner_split_is_seeded_stratified_and_sized():
+    y = np.array([0] * 18 + [1] * 2)
+    train = np.arange(20)
+    a = inner_split(train, y, val_fraction=0.5)
+    assert all(np.array_equal(u, v) for u, v in zip(a, inner_split(train, y, val_fraction=0.5, seed=0), strict=True))
+    assert all(np.array_equal(u, v) for u, v in zip(a, inner_split(train, y, val_fraction=0.5), strict=True))
+    assert len(a[1]) == 10  # exactly val_fraction of the training fold
+    for seed in range(6):  # two members of the rare class: stratified, one on each side, every seed
+        fit, val = inner_split(train, y, val_fraction=0.5, seed=seed)
+        assert y[val].sum() == 1 and y[fit].sum() == 1
+    # a class with a single member cannot be stratified: still splits, no error
+    fit, val = inner_split(np.arange(11), np.array([0] * 10 + [1]), val_fraction=0.3, seed=0)
+    assert len(fit) + len(val) == 11
+    # grouped: seeded and deterministic too
+    g = np.repeat([f"p{i}" for i in range(20)], 2)
+    yg = np.repeat(np.arange(20) % 2, 2)
+    ga = inner_split(np.arange(40), yg, seed=3, groups=g)[1]
+    assert np.array_equal(ga, inner_split(np.arange(40), yg, seed=3, groups=g)[1])
+    assert any(not np.array_equal(ga, inner_split(np.arange(40), yg, seed=k, groups=g)[1]) for k in range(4, 8))
+    assert np.array_equal(inner_split(np.arange(40), yg, groups=g)[1], inner_split(np.arange(40), yg, seed=0, groups=g)[1])
