@@ -10,6 +10,7 @@ Usage (CPU heavy: run it in the background, niced, with a time limit)::
     nice -n 10 timeout 7200 python tools/mutation.py splits static \\
         --json /tmp/mutation.json --workdir /tmp/mutation
     python tools/mutation.py estimator --sample 60     # a seeded random sample of mutants
+    python tools/mutation.py splits --rerun-survivors  # after adding tests: retest survivors
     python tools/mutation.py --list                    # the known module keys
 
 The JSON file gets, per module: killed / survived / timeout / other counts, the
@@ -109,11 +110,12 @@ def _results(work: Path, env: dict[str, str]) -> dict[str, str]:
 
 
 def run_module(
-    key: str, work_root: Path, *, sample: int | None, seed: int, max_children: int, report_only: bool = False
+    key: str, work_root: Path, *, sample: int | None, seed: int, max_children: int, report_only: bool = False,
+    rerun_survivors: bool = False,
 ) -> dict:
     target, tests = MODULES[key]
     work = work_root / key
-    if not report_only:
+    if not (report_only or rerun_survivors):
         _prepare(work, target, tests)
     env = dict(
         os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
@@ -124,6 +126,19 @@ def run_module(
     if report_only:  # summarise an earlier (possibly interrupted) run in the work folder
         status = _results(work, env)
         return _summary(target, tests, sample, status, None, 0, "")
+    if rerun_survivors:  # after adding tests: copy them in and retest only the survivors
+        status = _results(work, env)
+        names = sorted(k for k, v in status.items() if v in ("survived", "timeout"))
+        shutil.rmtree(work / "tests")
+        shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+        if not names:
+            return _summary(target, tests, sample, status, 0.0, 0, "")
+        proc = subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *names],
+            cwd=work, env=env, capture_output=True, text=True,
+        )
+        return _summary(target, tests, sample, _results(work, env), time.perf_counter() - t0,
+                        proc.returncode, proc.stdout + proc.stderr)
     if sample is not None:
         # generate the mutants without testing any (no name matches), then draw a sample
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1", "no-such-mutant"],
@@ -173,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="append results to this JSON file")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--report-only", action="store_true", help="summarise the work folder, run nothing")
+    ap.add_argument("--rerun-survivors", action="store_true",
+                    help="copy the current tests into the work folder and retest surviving mutants only")
     args = ap.parse_args(argv)
     if args.list or not args.modules:
         for k, (f, t) in MODULES.items():
@@ -188,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         if key not in MODULES:
             ap.error(f"unknown module {key!r}; known: {', '.join(MODULES)}")
         r = run_module(key, work_root, sample=args.sample, seed=args.seed, max_children=args.max_children,
-                       report_only=args.report_only)
+                       report_only=args.report_only, rerun_survivors=args.rerun_survivors)
         results[key] = r
         score = "n/a" if r["score"] is None else f"{100 * r['score']:.1f} %"
         print(f"{key}: {score} killed of {r['mutants_run']} mutants in {r['seconds']} s; {r['counts']}", flush=True)
