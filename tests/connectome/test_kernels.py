@@ -143,3 +143,13 @@ def test_abide_other_kinds(abide, kind):
     scale = max(1.0, float(np.abs(ref).max())) if kind in ("covariance", "precision") else 1.0
     # float32 output of the transformer: compare at its resolution for data-unit kinds
     np.testing.assert_allclose(got, ref, rtol=1e-5 if scale > 1 else 0, atol=1e-5)
+
+
+def test_float32_input_with_large_offset_stays_within_1e5():
+    # raw BOLD-like scale: mean 1e4, std ~10 (mean/std 1e3); float32 input, float32 Gram
+    rng = np.random.default_rng(3)
+    mix = rng.standard_normal((10, 10))
+    xs = [(1e4 + 10.0 * rng.standard_normal((t, 10)) @ mix).astype(np.float32) for t in (120, 150, 120)]
+    got = kernels.connectivity(xs, "correlation")
+    ref = _nilearn([x.astype(np.float64) for x in xs], "correlation", "ledoit_wolf")
+    np.testing.assert_allclose(got, ref, atol=1e-5)

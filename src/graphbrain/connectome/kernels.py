@@ -142,16 +142,21 @@ def _check_series(series: Sequence[Any] | Any) -> list[Any]:
 def _group_gram(ops: _Ops, x: Any, gram_dtype: str) -> tuple[Any, Any, int]:
     """``(B, T, R)`` -> (Gram ``Xc^T Xc`` and centred series, both in ``gram_dtype``, T).
 
-    The mean is taken in float64 and the centred series is written straight into a
-    ``gram_dtype`` buffer (one pass); the Gram is one batched BLAS call (``syrk`` on numpy).
+    The mean is taken in float64 (one batched reduction) and subtracted in the Gram's
+    dtype; the Gram is one batched BLAS call (``syrk`` on numpy).
     Floating point is scale invariant, so no per-ROI scaling is needed for accuracy.
     """
     if ops.backend == "numpy":
         # x: list of (T, R) arrays of one length; centre each straight into the buffer.
         t = int(x[0].shape[0])
-        xc = np.empty((len(x), t, x[0].shape[1]), dtype=gram_dtype)
-        for j, xi in enumerate(x):
-            np.subtract(xi, xi.mean(0, dtype=np.float64), out=xc[j], casting="unsafe")
+        xs = np.stack(x)
+        m = xs.mean(1, dtype=np.float64)[:, None, :]  # one batched float64 reduction
+        if xs.dtype == np.dtype(gram_dtype):
+            xc = xs  # our own copy: centre in place, same-dtype (unbuffered) subtraction
+            np.subtract(xc, m.astype(gram_dtype), out=xc)  # |mean| rounding: (eps |m| / std)^2
+        else:
+            xc = np.empty(xs.shape, dtype=gram_dtype)
+            np.subtract(xs, m, out=xc, casting="unsafe")
         xt = xc.transpose(0, 2, 1)
         g = np.matmul(xt, xt.transpose(0, 2, 1))  # same buffer -> BLAS syrk
         return g, xc, t
