@@ -171,3 +171,25 @@ def test_dynamic_models_get_in_fold_tangent_fc_for_the_linear_path_and_node_feat
     fc.grad = None
     clf.model({**batch, "fc": fc}).logits[:, 1].sum().backward()
     assert fc.grad.abs().sum() > 0  # through the STAGIN node features alone
+
+
+def test_linear_path_can_start_from_an_in_fold_logistic_regression(monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+
+    seen = {}
+    original = Trainer.fit
+
+    def spy(self, model, train_set, val_set=None, **kw):
+        fc = train_set.tensors["fc"]
+        with torch.no_grad():
+            lin = model.linear_logits({"fc": fc})
+        seen.update(margin=(lin[:, 1] - lin[:, 0]).numpy(), x=model.vectorise(fc).numpy(), y=train_set.labels,
+                    val_ids=set(val_set.ids), fit_ids=set(train_set.ids))
+        return original(self, model, train_set, val_set, **kw)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    c = make_synthetic_cohort(n_subjects=40, n_rois=8, n_timepoints=60, seed=2)
+    build_classifier("brainnetcnn", model_params={"linear_init": "logreg"}, train={**FAST, "epochs": 1}).fit(c)
+    assert not seen["val_ids"] & seen["fit_ids"]
+    ref = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit(seen["x"], seen["y"])
+    np.testing.assert_allclose(seen["margin"], ref.decision_function(seen["x"]), atol=1e-4)

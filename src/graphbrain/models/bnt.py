@@ -114,6 +114,7 @@ def build_bnt(
     linear_path: bool = True,
     linear_gate: float = 0.1,
     linear_l2: float = 0.0,
+    linear_init: str = "zeros",
 ) -> nn.Module:
     deep = BrainNetworkTransformer(
         n_rois,
@@ -127,4 +128,4 @@ def build_bnt(
         mlp_hidden=mlp_hidden,
         dropout=dropout,
     )
-    return maybe_linear_path(deep, n_rois, n_classes, linear_path, linear_gate, linear_l2)
+    return maybe_linear_path(deep, n_rois, n_classes, linear_path, linear_gate, linear_l2, linear_init)

@@ -98,6 +98,7 @@ def build_brainnetcnn(
     linear_path: bool = True,
     linear_gate: float = 0.1,
     linear_l2: float = 0.0,
+    linear_init: str = "zeros",
 ) -> nn.Module:
     deep = BrainNetCNN(
         n_rois,
@@ -109,4 +110,4 @@ def build_brainnetcnn(
         dropout=dropout,
         slope=slope,
     )
-    return maybe_linear_path(deep, n_rois, n_classes, linear_path, linear_gate, linear_l2)
+    return maybe_linear_path(deep, n_rois, n_classes, linear_path, linear_gate, linear_l2, linear_init)

@@ -105,12 +105,13 @@ def _builder(conv: Conv):
         linear_path: bool = True,
         linear_gate: float = 0.1,
         linear_l2: float = 0.0,
+        linear_init: str = "zeros",
     ) -> nn.Module:
         deep = StaticGNN(
             n_rois, n_classes, conv=conv, hidden=hidden, n_layers=n_layers, heads=heads,
             top_percent=top_percent, dropout=dropout,
         )
-        return maybe_linear_path(deep, n_rois, n_classes, linear_path, linear_gate, linear_l2)
+        return maybe_linear_path(deep, n_rois, n_classes, linear_path, linear_gate, linear_l2, linear_init)
 
     build.__name__ = f"build_{conv}"
     return build

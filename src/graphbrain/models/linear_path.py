@@ -12,6 +12,9 @@ fitted connectivity transformer as the static models: correlation, Fisher-z or t
 space, ``connectome.kind`` / ``connectome.fisher_z``), ``W`` initialised to 0 and the
 gate ``g`` a learnt scalar initialised small (``linear_gate``, default 0.1), so training
 starts from a logistic regression and lets the deep branch in as far as it helps.
+``linear_init="logreg"`` starts ``W, b`` from an L2 logistic regression (C = 1, as the
+``logreg`` baseline) that :class:`~graphbrain.training.torch_estimator.TorchClassifier`
+fits on the fitting part of the training fold before training (default ``"zeros"``).
 ``linear_l2`` adds ``l2 * ||W||^2`` to the loss (an explicit ridge on the linear path, as
 logistic regression has; AdamW's decoupled weight decay is weak at lr 1e-3).
 
@@ -32,9 +35,19 @@ class LinearPath(nn.Module):
     """``Linear(vec(batch["fc"])) + gate * deep(batch).logits``; see the module docstring."""
 
     def __init__(
-        self, deep: nn.Module, n_rois: int, n_classes: int = 2, *, gate_init: float = 0.1, l2: float = 0.0
+        self,
+        deep: nn.Module,
+        n_rois: int,
+        n_classes: int = 2,
+        *,
+        gate_init: float = 0.1,
+        l2: float = 0.0,
+        init: str = "zeros",
     ) -> None:
         super().__init__()
+        if init not in ("zeros", "logreg"):
+            raise ConfigError(f"linear_init must be 'zeros' or 'logreg', got {init!r}")
+        self.linear_init = init
         self.deep = deep
         self.n_rois, self.l2, self.gate_init = n_rois, float(l2), float(gate_init)
         self.linear = nn.Linear(n_rois * (n_rois - 1) // 2, n_classes)
@@ -81,9 +94,15 @@ class LinearPath(nn.Module):
 
 
 def maybe_linear_path(
-    deep: nn.Module, n_rois: int, n_classes: int, linear_path: bool, linear_gate: float, linear_l2: float
+    deep: nn.Module,
+    n_rois: int,
+    n_classes: int,
+    linear_path: bool,
+    linear_gate: float,
+    linear_l2: float,
+    linear_init: str = "zeros",
 ) -> nn.Module:
     """``deep`` wrapped in :class:`LinearPath` when ``linear_path`` is true."""
     if not linear_path:
         return deep
-    return LinearPath(deep, n_rois, n_classes, gate_init=linear_gate, l2=linear_l2)
+    return LinearPath(deep, n_rois, n_classes, gate_init=linear_gate, l2=linear_l2, init=linear_init)

@@ -240,6 +240,7 @@ def build_stagin(
     linear_path: bool = True,
     linear_gate: float = 0.1,
     linear_l2: float = 0.0,
+    linear_init: str = "zeros",
 ) -> nn.Module:
     deep = STAGIN(
         n_rois,
@@ -256,4 +257,4 @@ def build_stagin(
         gnn=gnn,  # type: ignore[arg-type]
         node_features=node_features,  # type: ignore[arg-type]
     )
-    return maybe_linear_path(deep, n_rois, n_classes, linear_path, linear_gate, linear_l2)
+    return maybe_linear_path(deep, n_rois, n_classes, linear_path, linear_gate, linear_l2, linear_init)

@@ -323,10 +323,34 @@ class TorchClassifier(CohortClassifier):
         self.val_ids_ = [cohort.ids[i] for i in val_idx]
         torch.manual_seed(self.seed)
         self.model = self._build_model()
+        if getattr(self.model, "linear_init", "zeros") == "logreg":
+            self._init_linear_path(self.model, train_set, y[fit_idx])
         result = self._trainer().fit(self.model, train_set, val_set, n_classes=len(self.classes_))
         self._history = result.history
         self.best_epoch_ = result.best_epoch
         return self
+
+    @staticmethod
+    def _init_linear_path(model: torch.nn.Module, train_set: Any, y: np.ndarray) -> None:
+        """``model.linear_init="logreg"``: start the linear path from an L2 logistic
+        regression (C = 1, balanced classes, as the ``logreg`` baseline) fitted on the
+        fitting part of the training fold (never the validation part or test data)."""
+        from sklearn.linear_model import LogisticRegression
+
+        fc = train_set.static if isinstance(train_set, DynamicFCSet) else train_set.tensors["fc"]
+        x = model.vectorise(fc).double().numpy()  # type: ignore[operator]
+        lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit(x, y)
+        coef = torch.as_tensor(lr.coef_, dtype=torch.float32) / float(model.input_scale)  # type: ignore[arg-type]
+        icpt = torch.as_tensor(lr.intercept_, dtype=torch.float32)
+        with torch.no_grad():
+            model.linear.weight.zero_()  # type: ignore[union-attr]
+            model.linear.bias.zero_()  # type: ignore[union-attr]
+            if coef.shape[0] == 1:  # binary: class-1 logit minus class-0 logit
+                model.linear.weight[1] = coef[0]  # type: ignore[index,union-attr]
+                model.linear.bias[1] = icpt[0]  # type: ignore[index,union-attr]
+            else:
+                model.linear.weight.copy_(coef)  # type: ignore[union-attr]
+                model.linear.bias.copy_(icpt)  # type: ignore[union-attr]
 
     def _check_fitted(self) -> torch.nn.Module:
         if self.model is None:
