@@ -372,14 +372,12 @@ class DiagnosisIndex:
             part = np.argpartition(-total[cand], top_k - 1)[:top_k]
             thresh = total[cand[part]].min()
             cand = cand[total[cand] >= thresh]
-        ids = self.mem.ids
         # equal scores: the disease with fewer annotated findings first (the findings are a
-        # larger share of its presentation), then by id
+        # larger share of its presentation), then by id (concept rows are in id order)
         if getattr(self, "_n_findings", None) is None:
             self._n_findings = np.bincount(np.asarray(self.f_dis), minlength=self.n)
-        nf = self._n_findings
-        order = sorted(cand.tolist(), key=lambda i: (-total[i], nf[i], ids[i]))[:top_k]
-        return np.array(order, dtype=np.int64), total, per
+        order = cand[np.lexsort((cand, self._n_findings[cand], -total[cand]))][:top_k]
+        return order.astype(np.int64), total, per
 
     # -- evidence
     def _edge_between(self, d: int, f: int) -> int:
