@@ -341,3 +341,20 @@ def test_inner_split_is_seeded_stratified_and_sized():
     assert np.array_equal(ga, inner_split(np.arange(40), yg, seed=3, groups=g)[1])
     assert any(not np.array_equal(ga, inner_split(np.arange(40), yg, seed=k, groups=g)[1]) for k in range(4, 8))
     assert np.array_equal(inner_split(np.arange(40), yg, groups=g)[1], inner_split(np.arange(40), yg, seed=0, groups=g)[1])
+
+
+def test_make_folds_verifies_what_the_splitters_return(monkeypatch):
+    """make_folds re-checks every fold: a splitter that separated a participant is refused."""
+    from graphbrain.training import splits
+
+    g = np.array(["a", "a", "b", "b"])
+    bad = Fold("fold0", np.array([0, 2]), np.array([1, 3]))
+    monkeypatch.setattr(splits, "stratified_kfold", lambda *a, **k: iter([bad]))
+    monkeypatch.setattr(splits, "leave_site_out", lambda *a, **k: iter([bad]))
+    for scheme in ("stratified", "leave_site_out"):
+        with pytest.raises(ConfigError, match=r"fold fold0: participant\(s\) \['a', 'b'\] in both"):
+            splits.make_folds(scheme, np.array([0, 1, 0, 1]), np.array(["x", "x", "y", "y"]), groups=g)
+    overlap = Fold("fold0", np.array([0, 1]), np.array([1]))
+    monkeypatch.setattr(splits, "stratified_kfold", lambda *a, **k: iter([overlap]))
+    with pytest.raises(ConfigError, match="in train and test"):
+        splits.make_folds("stratified", np.array([0, 1, 0, 1]), np.array(["x"] * 4))
