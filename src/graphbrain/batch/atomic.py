@@ -22,7 +22,7 @@ import pandas as pd
 TMP_SUFFIX = ".gbtmp"
 
 
-def _atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
+def _atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None], durable: bool = True) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=TMP_SUFFIX)
@@ -30,7 +30,8 @@ def _atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) ->
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:  # on disk before the rename: a power cut cannot leave a torn file
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -73,9 +74,11 @@ def write_parquet(path: str | os.PathLike[str], frame: Any) -> Path:
     return write_bytes(path, buf.getvalue())
 
 
-def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
-    """``np.save`` (no pickle) through a temporary file."""
-    return _atomic(path, lambda fh: np.save(fh, np.asarray(array), allow_pickle=False))
+def save_npy(path: str | os.PathLike[str], array: np.ndarray, durable: bool = True) -> Path:
+    """``np.save`` (no pickle) through a temporary file. ``durable=False`` skips the
+    ``fsync`` (still atomic against crashes and kills; after a power cut the file may be
+    empty or short, which readers of a cache detect and recompute)."""
+    return _atomic(path, lambda fh: np.save(fh, np.asarray(array), allow_pickle=False), durable)
 
 
 def remove_stale_tmp(folder: str | os.PathLike[str]) -> int:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from graphbrain.data.records import Cohort, Exclusion, Subject
 from graphbrain.errors import ConfigError, DataError
@@ -113,12 +112,12 @@ def _plan_precomputed(params: dict[str, Any]) -> Plan:
         row = None
         if table is not None and sid in table.index:
             row = {k: _plain(v) for k, v in table.loc[sid].items()}
+        columns = None if table is None else list(table.columns)
         payload = {
             "path": str(path),
-            "row": row,
-            "has_table": table is not None,
-            "columns": None if table is None else list(table.columns),
-            "params": params,
+            "meta": _precomputed_meta(sid, row, table is not None, params, columns),
+            "params": {"kind": params.get("kind") or "timeseries", "roi_names": params.get("roi_names"),
+                       "tr": params.get("tr")},
         }
         tasks.append(SubjectTask(sid, "precomputed", payload, i))
     unmatched = []
@@ -139,17 +138,79 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _precomputed_meta(sid: str, row: dict[str, Any] | None, has_table: bool, params: dict[str, Any],
+                      columns: list[str] | None) -> dict[str, Any]:
+    """Label, site, participant and covariates of one labels-table row, as read_precomputed
+    derives them (resolved in the driver: workers then only read the matrix file)."""
+    from graphbrain.data.precomputed import _value
+
+    meta: dict[str, Any] = {"label": None, "site": None, "participant": None, "covariates": {}, "error": None}
+    if not has_table:
+        return meta
+    if row is None:
+        meta["error"] = (f"subject {sid!r} has no row in the labels table", "missing_label")
+        return meta
+    label_column = params.get("label_column", "label")
+    site_column = params.get("site_column", "site")
+    participant_column = params.get("participant_column", "participant")
+    label_map = params.get("label_map")
+    if label_column is not None:
+        raw = _value(row.get(label_column))
+        if label_map is not None:
+            keyed = {str(k): int(v) for k, v in label_map.items()}
+            raw = keyed.get(str(raw)) if raw is not None else None
+        if raw is None or not isinstance(raw, int):
+            meta["error"] = (f"label {row.get(label_column)!r} in column {label_column!r} is missing or not an "
+                             "integer (pass label_map for text labels)", "missing_label")
+            return meta
+        meta["label"] = raw
+    if site_column is not None and site_column in row:
+        v = _value(row[site_column])
+        meta["site"] = None if v is None else str(v)
+    if participant_column is not None and participant_column in row:
+        v = _value(row[participant_column])
+        meta["participant"] = None if v is None else str(v)
+    skip = {params.get("id_column", "subject_id"), label_column, site_column}
+    cov = params.get("covariate_columns")
+    cov_cols = [c for c in (columns or []) if c not in skip] if cov is None else list(cov)
+    unknown = [c for c in cov_cols if c not in (columns or [])]
+    if unknown:
+        raise ConfigError(f"covariate_columns {unknown} are not in the labels table")
+    meta["covariates"] = {c: _value(row.get(c)) for c in cov_cols}
+    return meta
+
+
 def _load_precomputed(task: SubjectTask) -> Subject:
-    from graphbrain.data.precomputed import read_precomputed
+    from graphbrain.data.precomputed import read_matrix
 
     p = task.payload
-    table = None
-    if p["has_table"]:
-        table = pd.DataFrame([p["row"]] if p["row"] is not None else [], columns=p["columns"])
-    cohort = read_precomputed(
-        {task.subject_id: p["path"]}, table, on_invalid="raise", constant_roi="keep", **p["params"]
+    src = p["path"]
+    m = p["meta"]
+    if m["error"] is not None:
+        raise DataError(m["error"][0], source=src, reason=m["error"][1])
+    if not Path(src).is_file():
+        raise DataError("file not found", source=src, reason="missing_file")
+    kind = p["params"].get("kind", "timeseries")
+    arr, names = read_matrix(src)
+    if arr.ndim != 2:
+        expected = "(T, R) time series" if kind == "timeseries" else "(R, R) matrix"
+        raise DataError(f"expected a 2-D {expected}, got shape {arr.shape}", source=src, reason="wrong_shape")
+    roi_names = p["params"].get("roi_names")
+    names = list(roi_names) if roi_names is not None else names
+    if names is not None and len(names) != arr.shape[1]:
+        raise DataError(f"{len(names)} ROI names for {arr.shape[1]} columns", source=src, reason="roi_mismatch")
+    return Subject(
+        id=task.subject_id,
+        timeseries=arr if kind == "timeseries" else None,
+        fc=arr if kind == "fc" else None,
+        label=m["label"],
+        site=m["site"],
+        covariates=m["covariates"],
+        roi_names=names,
+        tr=p["params"].get("tr") if kind == "timeseries" else None,
+        source=src,
+        participant=m["participant"],
     )
-    return cohort.subjects[0]
 
 
 # -- ABIDE-PCP ----------------------------------------------------------------------------

@@ -86,10 +86,10 @@ def _cached(cache: Path, what: str, ts: np.ndarray, params: dict[str, Any], comp
     if path.exists():
         try:
             return np.load(path, allow_pickle=False), key, True
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             path.unlink(missing_ok=True)  # a torn entry from an old crash: recompute
     arr = np.asarray(compute(), dtype=np.float32)
-    save_npy(path, arr)
+    save_npy(path, arr, durable=False)  # a store entry torn by a power cut is detected above
     return arr, key, False
 
 
