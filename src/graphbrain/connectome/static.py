@@ -108,8 +108,9 @@ class ConnectivityTransformer(TransformerMixin, BaseEstimator):
                 raise DataError(f"time series {i} must be (T, R), got shape {x.shape}", reason="wrong_shape")
             if r is not None and x.shape[1] != r:
                 raise DataError(f"time series {i} has {x.shape[1]} ROIs, expected {r}", reason="roi_mismatch")
-            # one read pass, no temporary: the sum is finite iff every value is (float64 sum)
-            if not np.isfinite(x.sum(dtype=np.float64)) and not np.isfinite(x).all():
+            # one read pass, no temporary: a finite sum means every value is finite; an
+            # infinite/NaN sum (or an overflow) falls back to the element-wise check
+            if not np.isfinite(x.sum()) and not np.isfinite(x).all():
                 raise DataError(f"time series {i} contains NaN/Inf", reason="non_finite")
             r = x.shape[1]
             out.append(x)
