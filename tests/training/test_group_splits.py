@@ -358,3 +358,12 @@ def test_make_folds_verifies_what_the_splitters_return(monkeypatch):
     monkeypatch.setattr(splits, "stratified_kfold", lambda *a, **k: iter([overlap]))
     with pytest.raises(ConfigError, match="in train and test"):
         splits.make_folds("stratified", np.array([0, 1, 0, 1]), np.array(["x"] * 4))
+
+
+def test_make_folds_leave_site_out_passes_labels_and_groups():
+    sites = np.array(["A", "A", "B", "B", "C", "C"])
+    with pytest.raises(ConfigError, match="leaves a single class"):
+        make_folds("leave_site_out", np.array([0, 1, 0, 0, 0, 0]), sites)
+    groups = np.array(["p1", "p2", "p1", "p3", "p4", "p5"])  # p1 scanned at A and B
+    folds = make_folds("leave_site_out", np.array([0, 1, 0, 1, 0, 1]), sites, groups=groups)
+    assert folds[0].train.tolist() == [3, 4, 5]
