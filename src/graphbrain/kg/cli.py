@@ -87,7 +87,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
         res = read_rrf(
             args.input,
-            languages=args.lang or None,
+            languages=args.lang or ("ENG",),
             sources=args.sab or None,
             include_suppressed=args.include_suppressed,
             on_error="skip" if args.skip_malformed else "raise",
