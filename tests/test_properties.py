@@ -205,3 +205,25 @@ def test_sliding_window_fc_equals_corrcoef_per_window(x, window, stride):
 def test_hypothesis_profiles_are_registered():
     """The mutation script runs with ``--hypothesis-profile=mutation`` (tests/conftest.py)."""
     assert settings.get_profile("mutation").database is None
+
+
+@settings(max_examples=min(5, N_EXAMPLES), deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from(["correlation", "partial correlation", "covariance", "tangent"]),
+       st.booleans())
+def test_engines_agree_and_saved_state_reproduces_transform(seed, kind, single):
+    """Both engines give the same connectomes (also for one subject), with empirical or
+    shrunk covariances, and a transformer rebuilt from get_state() transforms identically."""
+    rng = np.random.default_rng(seed)
+    xs = [rng.standard_normal((50, 4)) @ (np.eye(4) + 0.3 * rng.standard_normal((4, 4))) for _ in range(5)]
+    new = xs[:1] if single else xs[:3]
+    for est in ("ledoit_wolf", "empirical"):
+        out = {}
+        for engine in ("graphbrain", "nilearn"):
+            t = ConnectivityTransformer(kind=kind, estimator=est, engine=engine).fit(xs)
+            out[engine] = t.transform(new).astype(np.float64)
+            params, arrays = t.get_state()
+            again = ConnectivityTransformer.from_state(params, arrays).transform(new)
+            np.testing.assert_array_equal(again, out[engine].astype(np.float32))
+            assert out[engine].shape == (len(new), 4, 4) and np.isfinite(out[engine]).all()
+        scale = max(1.0, np.abs(out["nilearn"]).max())
+        np.testing.assert_allclose(out["graphbrain"], out["nilearn"], atol=1e-4 * scale)
