@@ -58,7 +58,9 @@ def test_kg_reading_sits_next_to_the_predictions(tmp_path):
     res = graphbrain.run_pipeline(cohort=cohort, model="logreg", cv={"scheme": "stratified", "n_splits": 3},
                                   output_dir=tmp_path / "run", progress=False,
                                   overrides=["kg_reading.enabled=true", f"kg_reading.kg={tmp_path / 'kg.json.gz'}",
-                                             "kg_reading.top_rois=2", "kg_reading.top_k=1"])
+                                             "kg_reading.top_rois=2", "kg_reading.top_k=1", "explain=true",
+                                             "explain_options.methods=[linear]", "explain_options.random=2",
+                                             "explain_options.permutations=50", "cache_dir=null"])
     kr = res.kg_reading
     assert set(kr["subject_id"]) == set(res.predictions["subject_id"])
     node = res.attention["node"]
@@ -71,3 +73,5 @@ def test_kg_reading_sits_next_to_the_predictions(tmp_path):
             assert row["disease_id"] in expect
     assert (tmp_path / "run" / "kg_reading.parquet").exists()
     assert graphbrain.PipelineResult.load(tmp_path / "run").kg_reading.shape == kr.shape
+    html = (tmp_path / "run" / "explain" / "report.html").read_text()
+    assert "Knowledge-graph reading" in html and "temporal lobe epilepsy" in html

@@ -264,6 +264,12 @@ compared with {{ n_random }} random rankings; <i>faithful</i> = both areas excee
 {% for f in m.figs %}<img src="{{ f[1] }}" alt="{{ f[0] }}">{% endfor %}
 {% endfor %}
 
+{% if kg_table %}<h2 id="kg">Knowledge-graph reading</h2>
+<p class="note">Each subject's top attributed ROIs mapped to anatomy concepts and read through
+the knowledge graph's <code>diagnose()</code> (a reading aid: the KG knows where diseases are
+located, not what a connectivity pattern means). First rows of <code>kg_reading.parquet</code>.</p>
+{{ kg_table }}{% endif %}
+
 {% if errors %}<h2>Methods not available</h2><ul>{% for k, v in errors.items() %}<li><b>{{ k }}</b>: {{ v }}</li>{% endfor %}</ul>{% endif %}
 
 <h2 id="excluded">Excluded subjects</h2>
@@ -359,8 +365,11 @@ def render_html(
         sections.append(("faithfulness", "faithfulness"))
     if "ground_truth" in T:
         sections.append(("truth", "ground truth"))
-    sections += [("stability", "stability")] + [(f"m-{m}", m) for m in rep.explanations] + [
-        ("excluded", "excluded"), ("config", "config")]
+    kg_reading = getattr(result, "kg_reading", None)  # graphbrain.fusion.reading, when the run asked for it
+    sections += [("stability", "stability")] + [(f"m-{m}", m) for m in rep.explanations]
+    if kg_reading is not None and len(kg_reading):
+        sections.append(("kg", "KG reading"))
+    sections += [("excluded", "excluded"), ("config", "config")]
     perf_figs = [(n, _png_b64(F[key])) for key, n in (("roc", "ROC curve"), ("confusion", "confusion matrix")) if key in F]
     return tpl.render(
         model=cfg.get("model", {}).get("name", "?"),
@@ -386,6 +395,9 @@ def render_html(
         k=k,
         k_edges=k_edges,
         errors=rep.errors,
+        kg_table=_markup(_table(kg_reading, max_rows=40, left=("subject_id", "disease", "rois", "findings",
+                                                                "evidence", "message")))
+        if kg_reading is not None and len(kg_reading) else "",
         excluded_table=_markup(_table(result.excluded, max_rows=500, left=tuple(result.excluded.columns))),
         atlas_source=atlas.source or "none (ROI ids only)",
         config=yaml.safe_dump(cfg, sort_keys=False),
