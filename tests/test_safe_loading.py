@@ -192,15 +192,7 @@ def test_result_folder_with_unsafe_yaml_or_broken_parquet_is_refused(saved, tmp_
     assert not marker.exists()
 
 
-KG_JSON_BUG = pytest.mark.xfail(
-    reason="kg.io.load_compact lets UnicodeDecodeError through for a non-UTF-8 .json file "
-    "(a pickle): no code runs, but the error is not a graphbrain one; KG room to fix",
-    raises=UnicodeDecodeError,
-    strict=False,
-)
-
-
-@pytest.mark.parametrize("name", [pytest.param("kg.json", marks=KG_JSON_BUG), "kg.json.gz", "tsv"])
+@pytest.mark.parametrize("name", ["kg.json", "kg.json.gz", "tsv"])
 def test_kg_loaders_refuse_pickles_and_truncated_files(tmp_path, name):
     from graphbrain.kg import io as kg_io
 

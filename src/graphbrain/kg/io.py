@@ -186,6 +186,10 @@ def load_compact(path: str | Path) -> KnowledgeGraph:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
         obj = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"not a UTF-8 JSON knowledge-graph file (byte {exc.start}: {exc.reason}); a pickle or other "
+            "binary file is never loaded", source=str(path)) from exc
     except (OSError, json.JSONDecodeError, EOFError) as exc:
         raise DataError(f"cannot read the knowledge-graph file ({exc})", source=str(path)) from exc
     cols = KGColumns.from_json(obj, source=str(path))
