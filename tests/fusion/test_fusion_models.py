@@ -8,6 +8,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from graphbrain.errors import ConfigError
 from graphbrain.fusion.model import FusionClassifier, FusionNet
 from graphbrain.fusion.synthetic import make_multimodal_cohort
 from graphbrain.training import binary_metrics, build_classifier, make_folds
@@ -105,3 +106,34 @@ def test_save_load_predicts_identically(tmp_path):
 
     loaded = load_multimodal(tmp_path / "m")
     np.testing.assert_allclose(loaded.predict_proba(test), clf.predict_proba(test), atol=1e-6)
+
+
+def test_a_dynamic_model_is_a_connectome_branch_through_stacking(tmp_path):
+    """stagin (dynamic FC) as the branch: inner out-of-fold log-odds, refitted for prediction."""
+    cohort, table = make_multimodal_cohort(60, signal="both", seed=3, n_rois=8, n_timepoints=80)
+    tiny = {"hidden": 8, "n_layers": 1, "connectome": {"window": 20, "stride": 10},
+            "train": {"epochs": 2, "progress": False, "batch_size": 16}}
+    clf = FusionClassifier(image=table, phenotypes=None, branch="stagin", branch_params=tiny,
+                           train={"progress": False, "epochs": 5})
+    seen: list[int] = []
+    orig = clf._branch_classifier
+
+    def spy():
+        inner = orig()
+        fit = inner.fit
+        inner.fit = lambda c: (seen.append(len(c)), fit(c))[1]
+        return inner
+
+    clf._branch_classifier = spy
+    train, test = cohort.subset(np.arange(45)), cohort.subset(np.arange(45, 60))
+    clf.fit(train)
+    assert sorted(seen) == [30, 30, 30, 45]  # 3 inner fits on 2/3 of the fold, then the whole fold
+    p = clf.predict_proba(test)
+    clf.save(tmp_path / "m")
+    from graphbrain.fusion.factory import load_multimodal
+
+    loaded = load_multimodal(tmp_path / "m")
+    with pytest.raises(ConfigError, match="set_image"):  # the table was given in memory: say so
+        loaded.predict_proba(test)
+    loaded.set_image(table)
+    np.testing.assert_allclose(loaded.predict_proba(test), p, atol=1e-5)

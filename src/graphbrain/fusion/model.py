@@ -183,8 +183,12 @@ class FusionClassifier(CohortClassifier):
         strategy: ``concat``, ``gated`` (default) or ``cross_attention``.
         branch: the connectome branch: ``logreg`` (default: an in-fold logistic regression
             on vectorised z-scored FC, stacked through out-of-fold scores), ``linear``
-            (trained end to end) or any registered torch model taking static FC
-            (``brainnetcnn``, ``bnt``, ``gin`` ...) built with ``n_classes=hidden``.
+            (trained end to end), a registered torch model taking static FC
+            (``brainnetcnn``, ``bnt``, ``gin`` ...) built with ``n_classes=hidden`` as an
+            encoder, or any other registered model (``stagin`` on dynamic FC, ``svm``,
+            ``ensemble``), which enters through its log-odds, out-of-fold from an inner
+            3-fold split of the training cohort (``branch_params`` may hold its own
+            ``connectome`` and ``train`` sections).
         branch_params: keyword arguments of the branch model.
         image: an :class:`EmbeddingTable` or a path :func:`read_embeddings` reads;
             subjects absent from it are "image missing". ``None``: no image modality.
@@ -220,14 +224,14 @@ class FusionClassifier(CohortClassifier):
     ) -> None:
         if strategy not in STRATEGIES:
             raise ConfigError(f"fusion.strategy must be one of {STRATEGIES}, got {strategy!r}")
+        self.stacked = False
         if branch not in ("linear", "logreg"):
             spec = get_model_spec(branch)
-            if spec.kind != "torch" or spec.input != "static_fc":
-                raise ConfigError(
-                    f"fusion branch {branch!r} takes {spec.input}; the fusion room takes 'linear' or a "
-                    "static-FC torch model (brainnetcnn, bnt, gin, gcn, gat); combine a dynamic model "
-                    "with other modalities through model=ensemble"
-                )
+            if spec.kind == "fusion":
+                raise ConfigError(f"fusion branch {branch!r} is itself multimodal; name a connectome model")
+            # static-FC torch models are trained end to end as encoders; any other registered
+            # model (stagin on dynamic FC, svm, ensemble ...) enters through stacking
+            self.stacked = not (spec.kind == "torch" and spec.input == "static_fc")
         if not 0.0 <= modality_dropout < 1.0:
             raise ConfigError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
         self.strategy = strategy
@@ -250,6 +254,7 @@ class FusionClassifier(CohortClassifier):
         self.pheno_enc: PhenotypeEncoder | None = None
         self.fc_mean_ = self.fc_scale_ = self.img_mean_ = self.img_scale_ = None
         self.stack_coef_: np.ndarray | None = None
+        self.branch_clf_: Any = None
         self.stack_intercept_: float = 0.0
         self.model: FusionNet | None = None
         self.classes_: np.ndarray | None = None
@@ -284,6 +289,38 @@ class FusionClassifier(CohortClassifier):
         self.stack_coef_, self.stack_intercept_ = full.coef_.ravel(), float(full.intercept_[0])
         return oof
 
+    def _branch_classifier(self) -> CohortClassifier:
+        from graphbrain.training import build_classifier
+
+        params = dict(self.branch_params)
+        conn = {**self.connectome, **dict(params.pop("connectome", {}) or {})}
+        train = {**{k: v for k, v in self.train.items() if k not in ("epochs", "patience", "lr", "batch_size")},
+                 **dict(params.pop("train", {}) or {})}
+        return build_classifier(self.branch, model_params=params, connectome=conn, train=train, seed=self.seed)
+
+    @staticmethod
+    def _log_odds(p: np.ndarray) -> np.ndarray:
+        p = np.clip(np.asarray(p, dtype=np.float64)[:, 1], 1e-6, 1 - 1e-6)
+        return np.log(p / (1 - p))
+
+    def _stacked_scores(self, cohort: Cohort, y: np.ndarray | None) -> np.ndarray:
+        """Any registered model as the connectome branch: its log-odds, out-of-fold (inner
+        3-fold of the training cohort) when fitting, from the model refitted on the whole
+        training cohort at prediction."""
+        from sklearn.model_selection import StratifiedKFold
+
+        if y is None:
+            return self._log_odds(self.branch_clf_.predict_proba(cohort))
+        k = int(min(3, np.bincount(y).min()))
+        if k < 2:
+            raise DataError("stacking the connectome branch needs >= 2 training subjects per class", reason="too_few")
+        oof = np.zeros(len(cohort))
+        for tr, te in StratifiedKFold(k, shuffle=True, random_state=self.seed).split(np.zeros(len(y)), y):
+            inner = self._branch_classifier().fit(cohort.subset(tr))
+            oof[te] = self._log_odds(inner.predict_proba(cohort.subset(te)))
+        self.branch_clf_ = self._branch_classifier().fit(cohort)
+        return oof
+
     def _inputs(self, cohort: Cohort, *, fit: bool, y: np.ndarray | None = None) -> dict[str, np.ndarray]:
         fc, tr = static_features(cohort, self._transformer() if fit else self.transformer, fit=fit, vectorize=False)
         fc = np.nan_to_num(np.asarray(fc, dtype=np.float64))
@@ -300,7 +337,15 @@ class FusionClassifier(CohortClassifier):
         if self.branch == "logreg":
             vec = z[:, *np.triu_indices(r, 1)]
             out["conn_score"] = self._stack_scores(vec, y if fit else None)[:, None].astype(np.float32)
+        elif self.stacked:
+            out["conn_score"] = self._stacked_scores(cohort, y if fit else None)[:, None].astype(np.float32)
         n = len(cohort)
+        if self.image is None and not fit and self.img_mean_ is not None:
+            raise ConfigError(
+                "this fusion model was trained with an image-embedding modality but has no embedding table "
+                "now (it was given in memory, or its file moved): pass it with set_image(table_or_path); "
+                "subjects absent from the table are then treated as missing"
+            )
         if self.image is not None:
             vals, present = self.image.align(cohort.ids)
             if fit:
@@ -322,7 +367,7 @@ class FusionClassifier(CohortClassifier):
 
     def _build(self, image_dim: int, pheno_dim: int) -> FusionNet:
         branch = None
-        if self.branch not in ("linear", "logreg"):
+        if self.branch not in ("linear", "logreg") and not self.stacked:
             spec = get_model_spec(self.branch)
             branch = spec.builder(n_rois=self.n_rois_, n_windows=None, n_classes=self.hidden, **self.branch_params)
         if self.roi_features is not None and self.roi_features.shape[0] != self.n_rois_:
@@ -330,7 +375,7 @@ class FusionClassifier(CohortClassifier):
         return FusionNet(n_rois=int(self.n_rois_), n_classes=len(self.classes_), hidden=self.hidden,  # type: ignore[arg-type]
                          strategy=self.strategy, branch=branch, image_dim=image_dim, pheno_dim=pheno_dim,
                          roi_features=self.roi_features, modality_dropout=self.modality_dropout,
-                         score_branch=self.branch == "logreg")
+                         score_branch=self.branch == "logreg" or self.stacked)
 
     # -- CohortClassifier API ---------------------------------------------------------------
     def fit(self, cohort: Cohort) -> FusionClassifier:
@@ -407,6 +452,8 @@ class FusionClassifier(CohortClassifier):
             tparams, tarr = self.transformer.get_state()
             arrays.update({f"transformer.{k}": v for k, v in tarr.items()})
         save_numpy({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(d / "arrays.safetensors"))
+        if self.stacked:
+            self.branch_clf_.save(d / "branch")
         _write_json(d / CLASSIFIER_FILE, {
             "type": "fusion", "model": "fusion", "strategy": self.strategy, "branch": self.branch,
             "branch_params": self.branch_params, "image_source": self.image_source, "phenotypes": self.phenotypes,
@@ -445,6 +492,10 @@ class FusionClassifier(CohortClassifier):
             clf.stack_coef_, clf.stack_intercept_ = arrays["stack_coef"], float(arrays["stack_intercept"][0])
         if meta["pheno_encoder"]:
             clf.pheno_enc = PhenotypeEncoder.from_state(meta["pheno_encoder"])
+        if clf.stacked:
+            from graphbrain.training import load_classifier
+
+            clf.branch_clf_ = load_classifier(d / "branch")
         if meta["transformer"] is not None:
             tarr = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("transformer.")}
             clf.transformer = ConnectivityTransformer.from_state(meta["transformer"], tarr)
