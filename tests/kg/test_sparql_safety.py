@@ -182,6 +182,8 @@ def test_cross_products_end_with_a_clear_error(kgs, backend):
     import psutil
 
     kg = kgs[backend]
+    # children that earlier tests left (joblib / multiprocessing helpers) are not ours
+    before = {p.pid for p in psutil.Process().children()}
     n_triples = len(kg.sparql("SELECT ?s ?p ?o WHERE { ?s ?p ?o }"))
     # n^2 rows > max_rows: the row limit stops it
     with pytest.raises(SparqlRowLimitError, match="more than 500 rows"):
@@ -194,12 +196,13 @@ def test_cross_products_end_with_a_clear_error(kgs, backend):
         kg.sparql(
             SIX, timeout=0.5
         )
-    assert time.monotonic() - t < 5.0
+    assert time.monotonic() - t < 20.0  # stopped near 0.5 s; generous for a loaded CI machine
     if backend == "rdflib":
         with pytest.raises(SparqlTimeoutError, match="oxigraph backend"):
             kg.sparql(SIX, timeout=0.3)
     # the worker was killed, not left running
-    assert [p for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE] == []
+    left = [p for p in psutil.Process().children() if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE]
+    assert left == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

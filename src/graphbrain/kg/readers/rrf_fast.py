@@ -44,6 +44,20 @@ def _first_bad_utf8_line(path: Path) -> tuple[int, int] | None:
     return None
 
 
+def _first_malformed_line(path: Path, ncols: int) -> int | None:
+    """Line number of the first row without ``ncols`` fields (trailing '|' optional), or None.
+
+    Used only to name the row in an error: pyarrow's message carries the row number in
+    some versions and not in others.
+    """
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            n = raw.rstrip(b"\r\n").count(b"|")
+            if n not in (ncols, ncols - 1):
+                return lineno
+    return None
+
+
 def iter_rrf_batches(
     path: str | Path,
     columns: list[str],
@@ -116,9 +130,8 @@ def iter_rrf_batches(
             where = _first_bad_utf8_line(path)
             src = f"{path}:{where[0]}:{where[1]}" if where else str(path)
             raise DataError("invalid UTF-8 (RRF files are UTF-8)", source=src, reason="encoding") from exc
-        row = ""
-        if "Row #" in msg:
-            row = ":" + msg.split("Row #", 1)[1].split(":", 1)[0]
+        bad = _first_malformed_line(path, len(columns))
+        row = f":{bad}:1" if bad is not None else ""
         raise DataError(
             f"expected {len(columns)} '|'-separated fields and a trailing '|' ({msg.splitlines()[0]}); "
             "pass on_error='skip' (CLI --skip-malformed) to skip and count malformed rows",
