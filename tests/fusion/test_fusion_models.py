@@ -3,12 +3,16 @@ modalities degrade gracefully and are never imputed; save/load is exact."""
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
+
 import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from graphbrain.errors import ConfigError
+from graphbrain.data import Cohort
+from graphbrain.errors import ConfigError, DataError
 from graphbrain.fusion.model import FusionClassifier, FusionNet
 from graphbrain.fusion.synthetic import make_multimodal_cohort
 from graphbrain.training import binary_metrics, build_classifier, make_folds
@@ -106,6 +110,22 @@ def test_save_load_predicts_identically(tmp_path):
 
     loaded = load_multimodal(tmp_path / "m")
     np.testing.assert_allclose(loaded.predict_proba(test), clf.predict_proba(test), atol=1e-6)
+    # another atlas with the same ROI count is refused, not silently scored
+    renamed = Cohort([dataclasses.replace(s, roi_names=[f"other{i}" for i in range(s.n_rois)]) for s in test],
+                     roi_names=[f"other{i}" for i in range(test.n_rois)])
+    with pytest.raises(DataError, match="ROI"):
+        loaded.predict_proba(renamed)
+    # a pickle in place of the weights is refused before anything parses it
+    marker = tmp_path / "EXECUTED"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (tmp_path / "m" / "weights.safetensors").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(DataError, match="pickle"):
+        load_multimodal(tmp_path / "m")
+    assert not marker.exists()
 
 
 def test_a_dynamic_model_is_a_connectome_branch_through_stacking(tmp_path):

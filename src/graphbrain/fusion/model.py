@@ -32,21 +32,19 @@ contributes exactly zero and its mask is 0. The per-subject mask is recorded
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
-from safetensors.torch import load_file as load_torch
 from safetensors.torch import save_file as save_torch
 from torch import nn
 
 from graphbrain.connectome.static import ConnectivityTransformer
 from graphbrain.data import Cohort
 from graphbrain.errors import ConfigError, DataError
+from graphbrain.fusion._io import read_saved
 from graphbrain.fusion.embeddings import EmbeddingTable, read_embeddings
 from graphbrain.fusion.phenotypes import PhenotypeEncoder
 from graphbrain.models import get_model_spec
@@ -55,6 +53,9 @@ from graphbrain.training.estimator import (
     CLASSIFIER_FILE,
     CohortClassifier,
     _write_json,
+    check_rois,
+    roi_fingerprint,
+    safe_loader,
     static_features,
 )
 from graphbrain.training.splits import inner_split
@@ -255,6 +256,7 @@ class FusionClassifier(CohortClassifier):
         self.fc_mean_ = self.fc_scale_ = self.img_mean_ = self.img_scale_ = None
         self.stack_coef_: np.ndarray | None = None
         self.branch_clf_: Any = None
+        self.rois_: dict[str, Any] | None = None
         self.stack_intercept_: float = 0.0
         self.model: FusionNet | None = None
         self.classes_: np.ndarray | None = None
@@ -322,6 +324,10 @@ class FusionClassifier(CohortClassifier):
         return oof
 
     def _inputs(self, cohort: Cohort, *, fit: bool, y: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        if fit:
+            self.rois_ = roi_fingerprint(cohort)  # the atlas this model is trained on
+        else:
+            check_rois(self.rois_, cohort)  # refuse another atlas, even with the same ROI count
         fc, tr = static_features(cohort, self._transformer() if fit else self.transformer, fit=fit, vectorize=False)
         fc = np.nan_to_num(np.asarray(fc, dtype=np.float64))
         if fit:
@@ -462,22 +468,15 @@ class FusionClassifier(CohortClassifier):
             "image_dim": self.model.image[0].in_features if self.model.image is not None else 0,
             "pheno_dim": self.model.pheno[0].in_features if self.model.pheno is not None else 0,
             "pheno_encoder": self.pheno_enc.get_state() if self.pheno_enc else None, "transformer": tparams,
-            "kg_roi": self.kg_roi, "kg_coverage": self.kg_coverage_,
+            "kg_roi": self.kg_roi, "kg_coverage": self.kg_coverage_, "rois": self.rois_,
             "history": self._history,
         })
 
     @classmethod
+    @safe_loader
     def load(cls, directory: str | Path) -> FusionClassifier:
         d = Path(directory)
-        meta = json.loads((d / CLASSIFIER_FILE).read_text())
-        if meta.get("type") != "fusion":
-            raise ConfigError(f"{d / CLASSIFIER_FILE}: not a fusion classifier (type={meta.get('type')!r})")
-        try:
-            arrays = load_numpy(str(d / "arrays.safetensors"))
-            weights = load_torch(str(d / "weights.safetensors"))
-        except Exception as err:
-            raise DataError(f"cannot read the saved fusion model (safetensors expected): {err}", source=str(d),
-                            reason="unreadable") from err
+        meta, arrays, weights = read_saved(d, "fusion")
         image = meta["image_source"] if meta["image_source"] and Path(meta["image_source"]).exists() else None
         clf = cls(strategy=meta["strategy"], branch=meta["branch"], branch_params=meta["branch_params"], image=image,
                   phenotypes=meta["phenotypes"], roi_features=arrays.get("roi_features"),
@@ -485,6 +484,7 @@ class FusionClassifier(CohortClassifier):
                   train=meta["train"], seed=meta["seed"])
         clf.image_source = meta["image_source"]
         clf.kg_roi, clf.kg_coverage_ = meta.get("kg_roi"), meta.get("kg_coverage")
+        clf.rois_ = meta.get("rois")
         clf.n_rois_, clf.classes_ = meta["n_rois"], np.asarray(meta["classes"])
         clf.fc_mean_, clf.fc_scale_ = arrays["fc_mean"], arrays["fc_scale"]
         clf.img_mean_, clf.img_scale_ = arrays.get("img_mean"), arrays.get("img_scale")

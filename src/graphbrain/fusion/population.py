@@ -30,25 +30,26 @@ What each mode assumes:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
-from safetensors.torch import load_file as load_torch
 from safetensors.torch import save_file as save_torch
 from torch import nn
 
 from graphbrain.connectome.static import ConnectivityTransformer
 from graphbrain.data import Cohort
 from graphbrain.errors import ConfigError, DataError
+from graphbrain.fusion._io import read_saved
 from graphbrain.training.estimator import (
     CLASSIFIER_FILE,
     CohortClassifier,
     _write_json,
+    check_rois,
+    roi_fingerprint,
+    safe_loader,
     static_features,
 )
 from graphbrain.training.splits import inner_split
@@ -138,9 +139,14 @@ class PopulationGraphClassifier(CohortClassifier):
         self.sigma_: float | None = None
         self.net: _GCN | None = None
         self.classes_: np.ndarray | None = None
+        self.rois_: dict[str, Any] | None = None
 
     # -- features and graph ---------------------------------------------------------------------
     def _features(self, cohort: Cohort, fit: bool, y: np.ndarray | None = None) -> np.ndarray:
+        if fit:
+            self.rois_ = roi_fingerprint(cohort)  # the atlas this model is trained on
+        else:
+            check_rois(self.rois_, cohort)
         c = self.connectome
         tr = ConnectivityTransformer(kind=c.get("kind", "correlation"), estimator=c.get("estimator", "ledoit_wolf"),
                                      fisher_z=bool(c.get("fisher_z", False)), vectorize=True) if fit else self.transformer
@@ -293,24 +299,19 @@ class PopulationGraphClassifier(CohortClassifier):
             "dropout": self.dropout, "epochs": self.epochs, "lr": self.lr, "weight_decay": self.weight_decay,
             "patience": self.patience, "connectome": self.connectome, "seed": self.seed, "sigma": self.sigma_,
             "classes": np.asarray(self.classes_).tolist(), "train_pheno": self.train_pheno_, "transformer": tparams,
+            "rois": self.rois_,
         })
 
     @classmethod
+    @safe_loader
     def load(cls, directory: str | Path) -> PopulationGraphClassifier:
         d = Path(directory)
-        meta = json.loads((d / CLASSIFIER_FILE).read_text())
-        if meta.get("type") != "population":
-            raise ConfigError(f"{d / CLASSIFIER_FILE}: not a population-graph classifier")
-        try:
-            arrays = load_numpy(str(d / "arrays.safetensors"))
-            weights = load_torch(str(d / "weights.safetensors"))
-        except Exception as err:
-            raise DataError(f"cannot read the saved population model (safetensors expected): {err}", source=str(d),
-                            reason="unreadable") from err
+        meta, arrays, weights = read_saved(d, "population")
         keys = ("mode", "phenotypes", "n_features", "k", "age_tolerance", "hidden", "dropout", "epochs", "lr",
                 "weight_decay", "patience", "connectome", "seed")
         clf = cls(**{k: meta[k] for k in keys})
         clf.sigma_, clf.classes_, clf.train_pheno_ = meta["sigma"], np.asarray(meta["classes"]), meta["train_pheno"]
+        clf.rois_ = meta.get("rois")
         clf.mean_, clf.scale_, clf.features_ = arrays["mean"], arrays["scale"], arrays["features"]
         clf.train_x_, clf.train_y_ = arrays["train_x"], arrays["train_y"]
         if meta["transformer"] is not None:
