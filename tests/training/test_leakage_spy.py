@@ -59,7 +59,8 @@ def _cases() -> list:
         spec = get_model_spec(name)
         if spec.kind not in ("sklearn", "torch"):
             cases.append(pytest.param(name, None, marks=pytest.mark.skip(
-                reason=f"model kind {spec.kind!r} of {name!r} is unknown to this spy; add its fit steps here")))
+                reason=f"model kind {spec.kind!r} of {name!r} is unknown to this spy; add its fit steps here"
+                       + (" (fusion-room models: tests/fusion/test_fusion_leakage.py)" if spec.kind == "fusion" else ""))))
             continue
         if spec.input == "dynamic_fc":
             cases.append(pytest.param(name, None, id=f"{name}-dynamic"))
