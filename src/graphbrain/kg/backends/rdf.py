@@ -59,6 +59,7 @@ RDF_TYPE = RDF_NS + "type"
 PREFIXES = (
     f"PREFIX gb: <{VOCAB_NS}>\nPREFIX skos: <{SKOS_NS}>\n"
     f"PREFIX rdf: <{RDF_NS}>\nPREFIX rdfs: <{RDFS_NS}>\n"
+    f"PREFIX gbr: <{RELATION_NS}>\n"  # relation IRIs; queries test STRSTARTS(STR(?r), STR(gbr:))
 )
 _XREF_QUERY = PREFIXES + "SELECT ?c ?q ?x WHERE { ?c gb:xrefKey ?q ; gb:xref ?x }"
 _CODE_QUERY = PREFIXES + "SELECT ?c ?q ?x WHERE { ?c gb:codeKey ?q ; gb:xref ?x }"
@@ -334,7 +335,7 @@ class _SparqlBackend(Backend):
     _REL_QUERY = (
         PREFIXES
         + "SELECT ?h ?r ?t ?src ?attrs WHERE { ?h ?r ?t . ?h a gb:Concept . ?t a gb:Concept . "
-        + f'FILTER(STRSTARTS(STR(?r), "{RELATION_NS}")) '
+        + "FILTER(STRSTARTS(STR(?r), STR(gbr:))) "
         + "OPTIONAL { ?st rdf:subject ?h ; rdf:predicate ?r ; rdf:object ?t . "
         "OPTIONAL { ?st gb:source ?src } OPTIONAL { ?st gb:attributes ?attrs } } }"
     )
@@ -372,7 +373,7 @@ class _SparqlBackend(Backend):
         rows = self._select(
             PREFIXES
             + "SELECT DISTINCT ?r WHERE { ?h ?r ?t . ?h a gb:Concept . ?t a gb:Concept . "
-            + f'FILTER(STRSTARTS(STR(?r), "{RELATION_NS}")) }}'
+            + "FILTER(STRSTARTS(STR(?r), STR(gbr:))) }"
         )
         return sorted(relation_from_iri(r["r"]) for r in rows)
 
@@ -421,7 +422,7 @@ class _SparqlBackend(Backend):
     _OUT = (
         PREFIXES
         + "SELECT ?h ?r ?t ?src ?attrs WHERE { ?h ?r ?t . ?t a gb:Concept . "
-        + f'FILTER(STRSTARTS(STR(?r), "{RELATION_NS}")) '
+        + "FILTER(STRSTARTS(STR(?r), STR(gbr:))) "
         + "OPTIONAL { ?st rdf:subject ?h ; rdf:predicate ?r ; rdf:object ?t . "
         "OPTIONAL { ?st gb:source ?src } OPTIONAL { ?st gb:attributes ?attrs } } }"
     )
