@@ -37,14 +37,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file as save_torch
 from torch import nn
 
 from graphbrain.connectome.static import ConnectivityTransformer
 from graphbrain.data import Cohort
 from graphbrain.errors import ConfigError, DataError
-from graphbrain.fusion._io import read_saved
+from graphbrain.fusion._io import read_saved, restore_transformer, save_arrays
 from graphbrain.fusion.embeddings import EmbeddingTable, read_embeddings
 from graphbrain.fusion.phenotypes import PhenotypeEncoder
 from graphbrain.models import get_model_spec
@@ -453,11 +452,7 @@ class FusionClassifier(CohortClassifier):
             arrays["roi_features"] = self.roi_features
         if self.stack_coef_ is not None:
             arrays.update(stack_coef=self.stack_coef_, stack_intercept=np.asarray([self.stack_intercept_]))
-        tparams = None
-        if self.transformer is not None:
-            tparams, tarr = self.transformer.get_state()
-            arrays.update({f"transformer.{k}": v for k, v in tarr.items()})
-        save_numpy({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(d / "arrays.safetensors"))
+        tparams = save_arrays(d, arrays, self.transformer)
         if self.stacked:
             self.branch_clf_.save(d / "branch")
         _write_json(d / CLASSIFIER_FILE, {
@@ -496,9 +491,7 @@ class FusionClassifier(CohortClassifier):
             from graphbrain.training import load_classifier
 
             clf.branch_clf_ = load_classifier(d / "branch")
-        if meta["transformer"] is not None:
-            tarr = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("transformer.")}
-            clf.transformer = ConnectivityTransformer.from_state(meta["transformer"], tarr)
+        clf.transformer = restore_transformer(meta["transformer"], arrays)
         clf._history = meta.get("history", [])
         model = clf._build(int(meta["image_dim"]), int(meta["pheno_dim"]))
         model.load_state_dict(weights, strict=True)

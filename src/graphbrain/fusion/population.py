@@ -35,14 +35,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file as save_torch
 from torch import nn
 
 from graphbrain.connectome.static import ConnectivityTransformer
 from graphbrain.data import Cohort
 from graphbrain.errors import ConfigError, DataError
-from graphbrain.fusion._io import read_saved
+from graphbrain.fusion._io import read_saved, restore_transformer, save_arrays
 from graphbrain.training.estimator import (
     CLASSIFIER_FILE,
     CohortClassifier,
@@ -288,11 +287,7 @@ class PopulationGraphClassifier(CohortClassifier):
         save_torch({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(d / "weights.safetensors"))
         arrays = {"mean": self.mean_, "scale": self.scale_, "features": self.features_.astype(np.int64),
                   "train_x": self.train_x_, "train_y": self.train_y_}
-        tparams = None
-        if self.transformer is not None:
-            tparams, tarr = self.transformer.get_state()
-            arrays.update({f"transformer.{k}": v for k, v in tarr.items()})
-        save_numpy({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(d / "arrays.safetensors"))
+        tparams = save_arrays(d, arrays, self.transformer)
         _write_json(d / CLASSIFIER_FILE, {
             "type": "population", "model": "population", "mode": self.mode, "phenotypes": self.phenotypes,
             "n_features": self.n_features, "k": self.k, "age_tolerance": self.age_tolerance, "hidden": self.hidden,
@@ -314,9 +309,7 @@ class PopulationGraphClassifier(CohortClassifier):
         clf.rois_ = meta.get("rois")
         clf.mean_, clf.scale_, clf.features_ = arrays["mean"], arrays["scale"], arrays["features"]
         clf.train_x_, clf.train_y_ = arrays["train_x"], arrays["train_y"]
-        if meta["transformer"] is not None:
-            tarr = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("transformer.")}
-            clf.transformer = ConnectivityTransformer.from_state(meta["transformer"], tarr)
+        clf.transformer = restore_transformer(meta["transformer"], arrays)
         clf.net = _GCN(clf.train_x_.shape[1], clf.hidden, len(clf.classes_), clf.dropout)
         clf.net.load_state_dict(weights, strict=True)
         clf.net.eval()
