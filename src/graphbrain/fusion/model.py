@@ -397,13 +397,8 @@ class FusionClassifier(CohortClassifier):
             self.kg_coverage_ = mapping_coverage(self.kg_mapping_)
         x = self._inputs(cohort, fit=True, y=y)
         data = TensorSet(x, y, np.asarray(cohort.ids))
-        groups = getattr(cohort, "participants", None)
-        try:
-            fit_idx, val_idx = inner_split(np.arange(len(cohort)), y, val_fraction=float(self.train_cfg["val_fraction"]),
-                                           seed=self.seed, groups=groups)
-        except TypeError:  # older inner_split without groups
-            fit_idx, val_idx = inner_split(np.arange(len(cohort)), y, val_fraction=float(self.train_cfg["val_fraction"]),
-                                           seed=self.seed)
+        fit_idx, val_idx = inner_split(np.arange(len(cohort)), y, val_fraction=float(self.train_cfg["val_fraction"]),
+                                       seed=self.seed, groups=cohort.participants)
         torch.manual_seed(self.seed)
         self.model = self._build(x["image"].shape[1] if "image" in x else 0, x["pheno"].shape[1] if "pheno" in x else 0)
         res = Trainer(self.train, seed=self.seed).fit(self.model, data.subset(fit_idx), data.subset(val_idx),

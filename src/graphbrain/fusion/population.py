@@ -135,6 +135,7 @@ class PopulationGraphClassifier(CohortClassifier):
         self.train_x_: np.ndarray | None = None
         self.train_y_: np.ndarray | None = None
         self.train_pheno_: list[list[Any]] | None = None
+        self.train_groups_: list[str] = []
         self.sigma_: float | None = None
         self.net: _GCN | None = None
         self.classes_: np.ndarray | None = None
@@ -204,8 +205,10 @@ class PopulationGraphClassifier(CohortClassifier):
 
     def _train(self, x: np.ndarray, ei: torch.Tensor, ew: torch.Tensor, y: np.ndarray, train_idx: np.ndarray) -> None:
         torch.manual_seed(self.seed)
-        fit_idx, val_idx = inner_split(train_idx, y_full := np.concatenate([y, np.zeros(len(x) - len(y), np.int64)]),
-                                       val_fraction=0.2, seed=self.seed)
+        y_full = np.concatenate([y, np.zeros(len(x) - len(y), np.int64)])
+        groups = np.concatenate([np.asarray(self.train_groups_, dtype=object),
+                                 np.asarray([f"\0new{i}" for i in range(len(x) - len(y))], dtype=object)])
+        fit_idx, val_idx = inner_split(train_idx, y_full, val_fraction=0.2, seed=self.seed, groups=groups)
         xt = torch.as_tensor(x)
         yt = torch.as_tensor(y_full)
         self.net = _GCN(x.shape[1], self.hidden, len(self.classes_), self.dropout)  # type: ignore[arg-type]
@@ -250,6 +253,7 @@ class PopulationGraphClassifier(CohortClassifier):
         d = self._corr_dist(x, x)
         self.sigma_ = float(d[np.triu_indices(len(x), 1)].mean()) or 1.0
         self.train_x_, self.train_y_, self.train_pheno_ = x, y, _pheno_matrix(cohort, self.phenotypes)
+        self.train_groups_ = [str(g) for g in cohort.participants]  # early stopping keeps a person on one side
         if self.mode == "inductive":
             ei, ew = self._graph(x, self.train_pheno_, len(x), test_links=True)
             self._train(x, ei, ew, y, np.arange(len(x)))
@@ -293,7 +297,7 @@ class PopulationGraphClassifier(CohortClassifier):
             "n_features": self.n_features, "k": self.k, "age_tolerance": self.age_tolerance, "hidden": self.hidden,
             "dropout": self.dropout, "epochs": self.epochs, "lr": self.lr, "weight_decay": self.weight_decay,
             "patience": self.patience, "connectome": self.connectome, "seed": self.seed, "sigma": self.sigma_,
-            "classes": np.asarray(self.classes_).tolist(), "train_pheno": self.train_pheno_, "transformer": tparams,
+            "classes": np.asarray(self.classes_).tolist(), "train_pheno": self.train_pheno_, "train_groups": self.train_groups_, "transformer": tparams,
             "rois": self.rois_,
         })
 
@@ -307,6 +311,7 @@ class PopulationGraphClassifier(CohortClassifier):
         clf = cls(**{k: meta[k] for k in keys})
         clf.sigma_, clf.classes_, clf.train_pheno_ = meta["sigma"], np.asarray(meta["classes"]), meta["train_pheno"]
         clf.rois_ = meta.get("rois")
+        clf.train_groups_ = meta.get("train_groups") or [str(i) for i in range(len(meta["train_pheno"]))]
         clf.mean_, clf.scale_, clf.features_ = arrays["mean"], arrays["scale"], arrays["features"]
         clf.train_x_, clf.train_y_ = arrays["train_x"], arrays["train_y"]
         clf.transformer = restore_transformer(meta["transformer"], arrays)
