@@ -92,6 +92,47 @@ CONFIGS.update({
 })
 
 
+# -- Issue 9 ablation, dynamic model (items 1-3). STAGIN at the packaged defaults' design
+# (window-FC node features, window 20 / stride 10 TRs, SERO) at half width (2 x 32) and 20
+# epochs for the CPU budget; each row switches items on or off. Item 5 (site adaptation)
+# works on static FC only and is refused for dynamic-FC models, so it has no STAGIN row.
+ST_MODEL = {"hidden": 32, "n_layers": 2, "node_features": "window_fc"}
+ST_TRAIN = {**TRAIN, "epochs": 20, "patience": 8, "batch_size": 16}
+ST_WIN = {**STATIC, "window": 20, "stride": 10}
+
+
+def _stagin_row(*, whole: bool, cover: bool, linear: bool, init: str = "zeros") -> dict:
+    return {"model": "stagin", "train": ST_TRAIN,
+            "model_params": {**ST_MODEL, "linear_path": linear, **({"linear_init": init} if linear else {})},
+            "connectome": {**ST_WIN, "n_timepoints": None if whole else "min",
+                           "predict_crops": "cover" if cover else "first"}}
+
+
+CONFIGS.update({
+    "stagin-all-off": _stagin_row(whole=False, cover=False, linear=False),  # the old design
+    "stagin+whole": _stagin_row(whole=True, cover=False, linear=False),  # item 1 alone
+    "stagin+crops": _stagin_row(whole=False, cover=True, linear=False),  # item 2 alone
+    "stagin+linear": _stagin_row(whole=False, cover=False, linear=True),  # item 3 alone
+    "stagin-1-3": _stagin_row(whole=True, cover=True, linear=True),  # the new defaults
+    "stagin-1-3-loginit": _stagin_row(whole=True, cover=True, linear=True, init="logreg"),
+    # static deep models: item 3 (linear path) off / on; items 1-2 do not apply to static FC
+    "brainnetcnn-nolinear": {**CONFIGS["brainnetcnn"], "model": "brainnetcnn",
+                             "model_params": {**BNC_PARAMS, "linear_path": False}},
+    "brainnetcnn+linear": {**CONFIGS["brainnetcnn"], "model": "brainnetcnn",
+                           "model_params": {**BNC_PARAMS, "linear_path": True}},
+    "brainnetcnn+linear-loginit": {**CONFIGS["brainnetcnn"], "model": "brainnetcnn",
+                                   "model_params": {**BNC_PARAMS, "linear_path": True, "linear_init": "logreg"}},
+    "bnt-nolinear": {**CONFIGS["bnt"], "model": "bnt",
+                     "model_params": {**CONFIGS["bnt"]["model_params"], "linear_path": False}},
+    "bnt+linear": {**CONFIGS["bnt"], "model": "bnt",
+                   "model_params": {**CONFIGS["bnt"]["model_params"], "linear_path": True}},
+    "gin-nolinear": {**CONFIGS["gin"], "model": "gin",
+                     "model_params": {**CONFIGS["gin"]["model_params"], "linear_path": False}},
+    "gin+linear": {**CONFIGS["gin"], "model": "gin",
+                   "model_params": {**CONFIGS["gin"]["model_params"], "linear_path": True}},
+})
+
+
 def folds_for(cohort, scheme: str):
     y, sites = cohort.labels, cohort.sites
     if scheme == "loso":
@@ -110,8 +151,8 @@ def run(models: list[str], schemes: list[str], root: Path, out: Path | None) -> 
             key = f"{name}/{scheme}"
             if key in results and len(results[key]) == len(folds):
                 continue
-            rows = []
-            for fold in folds:
+            rows = results.setdefault(key, [])  # resumable: finished folds are kept
+            for fold in folds[len(rows):]:
                 t0 = time.perf_counter()
                 cfg = dict(CONFIGS[name])
                 model, adapt, search = cfg.pop("model", name), cfg.pop("adapt", "none"), cfg.pop("search", None)
@@ -126,10 +167,11 @@ def run(models: list[str], schemes: list[str], root: Path, out: Path | None) -> 
                              "epochs": len(hist), "best_epoch": getattr(clf, "best_epoch_", None),
                              "chosen": getattr(clf, "chosen_", None), "seconds": time.perf_counter() - t0,
                              "ids": [cohort.ids[i] for i in fold.test], "proba": [float(v) for v in p]})
+                gate = getattr(getattr(clf, "model", None), "gate", None)
+                rows[-1]["gate"] = None if gate is None else float(gate)
                 print(key, {k: v for k, v in rows[-1].items() if k not in ("ids", "proba")}, flush=True)
-            results[key] = rows
-            if out:
-                out.write_text(json.dumps(results, indent=1))
+                if out:
+                    out.write_text(json.dumps(results, indent=1))
     return results
 
 
