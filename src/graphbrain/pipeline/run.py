@@ -34,7 +34,7 @@ from graphbrain.training import (
 from graphbrain.training.distributed import is_main_process
 from graphbrain.training.harmonize import adapt_loaded
 from graphbrain.training.search import SearchClassifier, fold_classifier
-from graphbrain.training.torch_estimator import CONNECTOME_DEFAULTS
+from graphbrain.training.torch_estimator import CONNECTOME_DEFAULTS, set_predict_crops
 
 log = logging.getLogger(__name__)
 
@@ -419,6 +419,12 @@ def predict(
         adapt = cfg.get("adapt")
     clf = adapt_loaded(clf, adapt)
     cfg["adapt"] = adapt if adapt is not None else train_cfg.get("adapt", "none")
+    crops = (cfg.get("predict") or {}).get("crops")
+    if crops is not None and any(o.lstrip("+").startswith("predict.crops=") for o in overrides):
+        # predict.crops=... given now: which crops of each scan the loaded model averages over
+        if set_predict_crops(clf, str(crops)) == 0:
+            log.warning("predict.crops=%s ignored: model %s reads static FC (no crops to choose)",
+                        crops, cfg["model"].get("name"))
     cfg["model_dir"] = str(md)
     if cohort is None:
         cohort = load_data(cfg["data"])

@@ -538,3 +538,30 @@ class TorchClassifier(CohortClassifier):
         model.eval()
         clf.model = model
         return clf
+
+
+def set_predict_crops(clf: Any, crops: str) -> int:
+    """Make a fitted classifier score ``crops`` of each scan at prediction (``cover``,
+    ``whole`` or ``first``; config ``predict.crops``), whatever it was trained with.
+
+    Walks wrappers (site adaptation, search, ensembles) down to every dynamic-FC
+    :class:`TorchClassifier` and returns how many it changed (0: the model reads static FC
+    only, so there are no crops to choose). Training is unaffected: the crop set only
+    decides which windows a prediction averages over.
+    """
+    if crops not in PREDICT_CROPS:
+        raise ConfigError(f"predict.crops must be one of {PREDICT_CROPS}, got {crops!r}")
+    if isinstance(clf, TorchClassifier):
+        if clf._spec.input != "dynamic_fc":
+            return 0
+        clf.connectome = {**clf.connectome, "predict_crops": crops}
+        return 1
+    changed = 0
+    for attr in ("base", "best_"):
+        inner = getattr(clf, attr, None)
+        if inner is not None:
+            changed += set_predict_crops(inner, crops)
+    for seeds in getattr(clf, "fitted_", None) or []:
+        for member in seeds if isinstance(seeds, list | tuple) else [seeds]:
+            changed += set_predict_crops(member, crops)
+    return changed
