@@ -185,8 +185,10 @@ def _open_arrow(path: Path) -> Any:
 
     with pa.memory_map(str(path), "r") as src:
         t = pa.ipc.open_file(src).read_all()
-    # single-batch files (as written by build_store) map to plain arrays without copying
-    return pa.table({c: (t.column(c).chunk(0) if t.column(c).num_chunks == 1 else t.column(c).combine_chunks()) for c in t.column_names})
+    # mapped without copying: a one-batch column is a plain array, a column of several
+    # batches (build_store writes one per ~bucket_rows rows) stays chunked; positional access
+    # then resolves the batch by binary search in C++, so nothing is combined in memory
+    return pa.table({c: (t.column(c).chunk(0) if t.column(c).num_chunks == 1 else t.column(c)) for c in t.column_names})
 
 
 class StoreBackend(Backend):

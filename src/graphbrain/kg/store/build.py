@@ -1,16 +1,32 @@
 """Build an on-disk knowledge-graph store from a UMLS ``META`` folder (streaming RRF).
 
 Same filters and the same resulting graph as :func:`graphbrain.kg.readers.rrf.read_rrf`
-(tests compare them), but columnar: pyarrow reads RRF in blocks
+(tests compare them), but columnar and in bounded memory: pyarrow reads RRF in blocks
 (:func:`~graphbrain.kg.readers.rrf_fast.iter_rrf_batches`), every filter and mapping is a
-vectorised operation, MRREL rows are spilled to ``K`` head-range bucket files on disk and
-sorted and de-duplicated one bucket at a time, so memory grows with the kept MRCONSO rows
-(strings, held as Arrow buffers) but not with MRREL, the bulk of a release.
+vectorised operation, and every table that grows with the release is *spilled to bucket
+files on disk and finished one bucket at a time*:
+
+1. MRCONSO and MRDEF: kept rows are spilled to CUI-range buckets (Arrow IPC streams); a
+   systematic sample of the kept strings fixes the key ranges of the string tables;
+2. per CUI bucket (ascending, so concept numbers are contiguous): preferred names,
+   synonyms, cross-references and definitions are computed and appended to the output;
+   label and code rows are spilled to key-range buckets (first three UTF-8 bytes of the key,
+   ranges from the sample quantiles: the concatenation of the sorted buckets is the sorted
+   table);
+3. per label bucket: sort, append, fold the labels into whole-word tokens (spilled to
+   token-range buckets); per code / token bucket: sort, append;
+4. MRREL: filtered and mapped per block, spilled to head-range buckets; per head bucket:
+   sort, de-duplicate, append the edge columns, and spill the in-edge and diagnosis records
+   to tail- and finding-range buckets, sorted in turn.
+
+So peak memory is set by the bucket size (``bucket_rows``), not by the release size; the
+arrays that stay in memory are O(concepts) integers (CUI numbers, CSR counts). Every phase's
+wall time, CPU time and peak resident memory is recorded in ``meta.json`` (``phases``).
 
 Layout of the store folder (all memory-mapped when opened; see
 :class:`graphbrain.kg.store.backend.StoreBackend`)::
 
-    meta.json               format, counts, vocabularies, reader stats
+    meta.json               format, counts, vocabularies, reader stats, phases
     cui.npy                 int32 CUI numbers, sorted (concept i = "C%07d" % cui[i])
     concepts.arrow          name, definition (Arrow IPC, one row per concept)
     synonyms.arrow + syn_ptr.npy       per-concept synonyms (CSR)
@@ -22,12 +38,19 @@ Layout of the store folder (all memory-mapped when opened; see
     codes.arrow, bare.arrow (key, concept, xref) sorted by key: code look-up
     tokens.arrow            (token, label row) sorted: whole-word fuzzy look-up
     diag/*.npy              the diagnosis index for the built-in finding relations
+
+Arrow files hold one record batch per ~``bucket_rows`` rows (the reader maps them without
+copying and indexes across batches).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import resource
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -37,14 +60,20 @@ from typing import Any
 import numpy as np
 
 from graphbrain.errors import DataError
-from graphbrain.kg.model import normalise_source, relation_name
+from graphbrain.kg.model import IS_A, normalise_source, relation_name
 from graphbrain.kg.readers.rrf import _REL_NAMES, SUPPRESSED, read_mrfiles
 from graphbrain.kg.readers.rrf_fast import iter_rrf_batches
 
 STORE_FORMAT = "graphbrain-kg-store"
 STORE_VERSION = 1
 _EDGE = np.dtype([("h", "<i4"), ("r", "<i2"), ("s", "<i2"), ("t", "<i4")])
+_IN = np.dtype([("t", "<i4"), ("r", "<i2"), ("h", "<i4"), ("e", "<i8")])
+_FIND = np.dtype([("f", "<i4"), ("d", "<i4"), ("e", "<i4"), ("g", "<i1")])
 _CUI_RE = r"^C\d{7}$"
+#: default rows per spill bucket: memory per bucket phase is a few hundred bytes per row
+BUCKET_ROWS = 500_000
+_MAX_BUCKETS = 256
+_SAMPLE = 100_000
 
 
 def _pa() -> tuple[Any, Any, Any]:
@@ -59,16 +88,245 @@ def _save(path: Path, arr: np.ndarray) -> None:
     np.save(path, np.ascontiguousarray(arr), allow_pickle=False)
 
 
-def _write_arrow(path: Path, table: Any) -> None:
-    _, _, feather = _pa()
-    # one record batch: positional access on the mapped file is then O(1) (binary search)
-    table = table.combine_chunks()
-    feather.write_feather(table, str(path), compression="uncompressed", chunksize=max(table.num_rows, 1))
+# ---- bounded-memory building blocks ---------------------------------------------------------
 
 
-def _map_unique(values: Any, fn: Any, cache: dict[str, Any]) -> np.ndarray:
+class _NpyAppender:
+    """A 1-D ``.npy`` file written in pieces (header fixed at 128 bytes, shape set on close)."""
+
+    HEADER = 128
+
+    def __init__(self, path: Path, dtype: Any) -> None:
+        self.path, self.dtype, self.n = path, np.dtype(dtype), 0
+        self.fh = open(path, "wb")
+        self.fh.write(b"\0" * self.HEADER)
+
+    def append(self, arr: Any) -> None:
+        a = np.ascontiguousarray(arr, dtype=self.dtype)
+        a.tofile(self.fh)
+        self.n += len(a)
+
+    def close(self) -> None:
+        d = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.n,)}
+        body = repr(d).encode("latin1")
+        pad = self.HEADER - 10 - len(body) - 1
+        hdr = b"\x93NUMPY\x01\x00" + (self.HEADER - 10).to_bytes(2, "little") + body + b" " * pad + b"\n"
+        self.fh.seek(0)
+        self.fh.write(hdr)
+        self.fh.close()
+
+
+class _ArrowAppender:
+    """An Arrow IPC file written in record batches of about ``rows`` rows."""
+
+    def __init__(self, path: Path, schema: Any, rows: int) -> None:
+        pa, _, _ = _pa()
+        self.pa, self.rows, self.schema = pa, max(int(rows), 1), schema
+        self.writer = pa.ipc.new_file(str(path), schema)
+        self.buf: list[Any] = []
+        self.nbuf = 0
+        self.n = 0
+
+    def append(self, table: Any) -> None:
+        if not table.num_rows:
+            return
+        self.buf.append(table)
+        self.nbuf += table.num_rows
+        self.n += table.num_rows
+        if self.nbuf >= self.rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.buf:
+            t = self.pa.concat_tables(self.buf).combine_chunks()
+            self.writer.write_batch(t.to_batches(max_chunksize=t.num_rows)[0])
+        self.buf, self.nbuf = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        if not self.n:
+            self.writer.write_table(self.schema.empty_table())
+        self.writer.close()
+
+
+class _Spill:
+    """``k`` bucket files of Arrow record batches (IPC streams), read back one at a time."""
+
+    def __init__(self, folder: Path, name: str, schema: Any, k: int) -> None:
+        pa, _, _ = _pa()
+        self.pa, self.schema, self.k = pa, schema, k
+        self.paths = [folder / f"{name}{i:03d}.arrows" for i in range(k)]
+        self.writers: list[Any] = [None] * k
+        self.rows = 0
+
+    def write(self, i: int, table: Any) -> None:
+        if not table.num_rows:
+            return
+        if self.writers[i] is None:
+            self.writers[i] = self.pa.ipc.new_stream(str(self.paths[i]), self.schema)
+        self.writers[i].write_table(table)
+        self.rows += table.num_rows
+
+    def write_split(self, bucket: np.ndarray, table: Any) -> None:
+        """Rows of ``table`` to the buckets ``bucket`` (keeping their order within a bucket)."""
+        if not table.num_rows:
+            return
+        if self.k == 1:
+            self.write(0, table)
+            return
+        order = np.argsort(bucket, kind="stable")
+        cuts = np.searchsorted(bucket[order], np.arange(self.k + 1))
+        t = table.take(self.pa.array(order))
+        for i in range(self.k):
+            if cuts[i + 1] > cuts[i]:
+                self.write(i, t.slice(int(cuts[i]), int(cuts[i + 1] - cuts[i])))
+
+    def close_writers(self) -> None:
+        for w in self.writers:
+            if w is not None:
+                w.close()
+        self.writers = [None] * self.k
+
+    def read(self, i: int) -> Any:
+        p = self.paths[i]
+        if not p.is_file():
+            return self.schema.empty_table()
+        with self.pa.OSFile(str(p), "rb") as fh:
+            t = self.pa.ipc.open_stream(fh).read_all()
+        p.unlink()
+        return t.combine_chunks()
+
+
+class _RecSpill:
+    """``k`` bucket files of fixed-size numpy records."""
+
+    def __init__(self, folder: Path, name: str, dtype: np.dtype, k: int) -> None:
+        self.dtype, self.k = dtype, k
+        self.paths = [folder / f"{name}{i:03d}.bin" for i in range(k)]
+        self.handles = [open(p, "wb") for p in self.paths]
+
+    def write_split(self, bucket: np.ndarray, rec: np.ndarray) -> None:
+        if not len(rec):
+            return
+        if self.k == 1:
+            rec.tofile(self.handles[0])
+            return
+        order = np.argsort(bucket, kind="stable")
+        rec = rec[order]
+        cuts = np.searchsorted(bucket[order], np.arange(self.k + 1))
+        for i in range(self.k):
+            if cuts[i + 1] > cuts[i]:
+                rec[cuts[i] : cuts[i + 1]].tofile(self.handles[i])
+
+    def close_writers(self) -> None:
+        for h in self.handles:
+            h.close()
+
+    def read(self, i: int) -> np.ndarray:
+        rec = np.fromfile(self.paths[i], dtype=self.dtype)
+        self.paths[i].unlink()
+        return rec
+
+
+def _prefix24(arr: Any) -> np.ndarray:
+    """The first three UTF-8 bytes of each string as an integer (zero-padded): monotone in the
+    string order, so ranges of it are ranges of sorted strings."""
+    pa, _, _ = _pa()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    n = len(arr)
+    if not n:
+        return np.zeros(0, np.int64)
+    bufs = arr.buffers()
+    odt = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    off = np.frombuffer(bufs[1], dtype=odt, count=n + 1, offset=arr.offset * np.dtype(odt).itemsize).astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and bufs[2].size else np.zeros(1, np.uint8)
+    start, ln = off[:-1], off[1:] - off[:-1]
+    out = np.zeros(n, np.int64)
+    for b in range(3):
+        has = ln > b
+        v = np.zeros(n, np.int64)
+        v[has] = data[start[has] + b]
+        out = out * 256 + v
+    return out
+
+
+def _splitters(sample_keys: Any, k: int) -> np.ndarray:
+    """``k - 1`` (or fewer, distinct) prefix splitters at the sample quantiles."""
+    if k <= 1:
+        return np.zeros(0, np.int64)
+    p = np.sort(_prefix24(sample_keys))
+    if not len(p):
+        return np.zeros(0, np.int64)
+    q = p[(np.arange(1, k) * len(p)) // k]
+    return np.unique(q)
+
+
+def _range_bucket(keys: Any, splits: np.ndarray) -> np.ndarray:
+    return np.searchsorted(splits, _prefix24(keys), side="right")
+
+
+def _n_buckets(rows: float, bucket_rows: int, forced: int | None) -> int:
+    if forced is not None:
+        return int(forced)
+    return int(min(_MAX_BUCKETS, max(1, math.ceil(rows / max(bucket_rows, 1)))))
+
+
+class _Phases:
+    """Wall time, CPU time and peak resident memory of each build phase."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self._peak = 0
+        self._stop = threading.Event()
+        self._statm = Path("/proc/self/statm")
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._name: str | None = None
+        self._t = self._c = 0.0
+        self._thread: threading.Thread | None = None
+        if self._statm.is_file():
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+
+    def _rss(self) -> int:
+        try:
+            return int(self._statm.read_text().split()[1]) * self._page
+        except (OSError, ValueError, IndexError):  # pragma: no cover
+            return 0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self._peak = max(self._peak, self._rss())
+
+    def start(self, name: str) -> None:
+        self._end()
+        self._name, self._t, self._c = name, time.perf_counter(), time.process_time()
+        self._peak = self._rss()
+
+    def _end(self) -> None:
+        if self._name is None:
+            return
+        peak = max(self._peak, self._rss())
+        self.rows.append({
+            "phase": self._name, "wall_s": round(time.perf_counter() - self._t, 3),
+            "cpu_s": round(time.process_time() - self._c, 3), "peak_rss_mb": round(peak / 2**20, 1),
+        })
+        self._name = None
+
+    def close(self) -> list[dict[str, Any]]:
+        self._end()
+        self._stop.set()
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        self.rows.append({"phase": "process max RSS so far (ru_maxrss)", "peak_rss_mb": round(maxrss, 1)})
+        return self.rows
+
+
+# ---- vectorised helpers -----------------------------------------------------------------------
+
+
+def _map_unique(values: Any, fn: Any, cache: dict[str, Any]) -> Any:
     """``fn`` applied to each distinct string of an Arrow array (vectorised through a dictionary)."""
-    _, pc, _ = _pa()
+    pa, pc, _ = _pa()
     enc = pc.dictionary_encode(values)
     if hasattr(enc, "combine_chunks"):
         enc = enc.combine_chunks()
@@ -77,8 +335,7 @@ def _map_unique(values: Any, fn: Any, cache: dict[str, Any]) -> np.ndarray:
         if v not in cache:
             cache[v] = fn(v)
         out.append(cache[v])
-    codes = enc.indices.to_numpy(zero_copy_only=False)
-    return np.asarray(out, dtype=object)[codes] if out else np.zeros(0, dtype=object)
+    return pa.array(out, pa.string()).take(enc.indices)
 
 
 def _codes(values: Any, fn: Any, cache: dict[str, Any], vocab: dict[str, int]) -> np.ndarray:
@@ -106,396 +363,11 @@ def _normalise_labels(arr: Any) -> Any:
     return pc.utf8_trim(low, characters=" ")
 
 
-def build_store(
-    meta_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    languages: Iterable[str] | None = ("ENG",),
-    sources: Iterable[str] | None = None,
-    include_suppressed: bool = False,
-    on_error: str = "raise",
-    buckets: int | None = None,
-    progress: bool = False,
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    """Stream the RRF files of ``meta_dir`` into a store folder ``out_dir``; returns the stats.
-
-    Filters as in :func:`~graphbrain.kg.readers.rrf.read_rrf`. ``buckets``: number of MRREL
-    spill files (default: one per ~4M MRREL bytes-worth of rows, at least 4).
-    """
-    pa, pc, _ = _pa()
-    t0 = time.perf_counter()
-    meta_dir, out = Path(meta_dir), Path(out_dir)
-    if not meta_dir.is_dir():
-        raise DataError("not a folder", source=str(meta_dir), reason="missing")
-    conso_path = meta_dir / "MRCONSO.RRF"
-    if not conso_path.is_file():
-        raise DataError("MRCONSO.RRF not found", source=str(conso_path), reason="missing")
-    if out.exists():
-        if not overwrite and any(out.iterdir()):
-            raise DataError("the store folder exists and is not empty (pass overwrite=True)", source=str(out), reason="exists")
-        if overwrite and (out / "meta.json").is_file():
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "diag").mkdir(exist_ok=True)
-    layout = read_mrfiles(meta_dir)
-    langs = None if languages is None else pa.array(sorted({x.upper() for x in languages}))
-    sabs = None if sources is None else {s.upper() for s in sources}
-    supp = pa.array(sorted(SUPPRESSED))
-    stats: Counter[str] = Counter()
-    bar = _bar(progress)
-
-    # ---- MRCONSO -------------------------------------------------------------------------
-    cols = layout["MRCONSO.RRF"]
-    keep = ["CUI", "LAT", "TS", "STT", "ISPREF", "SAB", "CODE", "STR", "SUPPRESS"]
-    parts: dict[str, list[Any]] = {k: [] for k in ("cui", "rank", "str", "sab", "code")}
-    seq = 0
-    for b in iter_rrf_batches(conso_path, cols, keep, on_error=on_error, stats=stats):
-        n = b.num_rows
-        cui = b.column("CUI")
-        ok = pc.match_substring_regex(cui, _CUI_RE)
-        bad = n - pc.sum(ok).as_py() if n else 0
-        if bad:
-            if on_error != "skip":
-                first = int(np.flatnonzero(~ok.to_numpy(zero_copy_only=False))[0])
-                raise DataError(
-                    f"invalid CUI {cui[first].as_py()!r} (expected C followed by 7 digits)",
-                    source=f"{conso_path}:row {seq + first + 1}", reason="malformed",
-                )
-            stats["MRCONSO.RRF:malformed"] += bad
-        mask = ok
-        if langs is not None:
-            m2 = pc.is_in(b.column("LAT"), value_set=langs)
-            stats["MRCONSO.RRF:filtered_language"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
-            mask = pc.and_(mask, m2)
-        if sabs is not None:
-            m2 = pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=pa.array(sorted(sabs)))
-            stats["MRCONSO.RRF:filtered_source"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
-            mask = pc.and_(mask, m2)
-        if not include_suppressed:
-            m2 = pc.invert(pc.is_in(b.column("SUPPRESS"), value_set=supp))
-            stats["MRCONSO.RRF:filtered_suppressed"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
-            mask = pc.and_(mask, m2)
-        f = b.filter(mask)
-        stats["MRCONSO.RRF:kept"] += f.num_rows
-        seq += n
-        if not f.num_rows:
-            continue
-        parts["cui"].append(pc.cast(pc.utf8_slice_codeunits(f.column("CUI"), 1), pa.int32()).to_numpy())
-        rank = (
-            pc.equal(f.column("TS"), "P").to_numpy(zero_copy_only=False).astype(np.int8) * 4
-            + pc.equal(f.column("STT"), "PF").to_numpy(zero_copy_only=False).astype(np.int8) * 2
-            + pc.equal(f.column("ISPREF"), "Y").to_numpy(zero_copy_only=False).astype(np.int8)
-        )
-        parts["rank"].append(rank)
-        parts["str"].append(f.column("STR"))
-        parts["sab"].append(f.column("SAB"))
-        parts["code"].append(f.column("CODE"))
-        bar.update(n)
-    if not parts["cui"]:
-        raise DataError(
-            "no MRCONSO row was kept: check the language and source filters (languages=None keeps all)",
-            source=str(conso_path), reason="empty",
-        )
-    cui = np.concatenate(parts.pop("cui"))
-    rank = np.concatenate(parts.pop("rank"))
-    strs = pa.chunked_array(parts.pop("str")).combine_chunks()
-    ucui = np.unique(cui)
-    n_con = len(ucui)
-    idx = np.searchsorted(ucui, cui).astype(np.int32)
-    del cui
-    # preferred name: best (TS=P, STT=PF, ISPREF=Y), first row among equals
-    order = np.lexsort((np.arange(len(idx)), -rank.astype(np.int16), idx))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = idx[order][1:] != idx[order][:-1]
-    pref_row = order[first]
-    names = strs.take(pa.array(pref_row))
-    del order, first, rank
-    # synonyms: distinct strings per concept, minus the name and the empty string
-    t = pa.table({"i": idx, "s": strs}).group_by(["i", "s"]).aggregate([])
-    ti = t.column("i").to_numpy()
-    keep_syn = pc.and_(
-        pc.not_equal(t.column("s"), names.take(pa.array(ti))), pc.not_equal(t.column("s"), "")
-    )
-    syn = t.filter(keep_syn)
-    syn = syn.take(pc.sort_indices(syn, [("i", "ascending"), ("s", "ascending")]))
-    syn_i = syn.column("i").to_numpy()
-    _save(out / "syn_ptr.npy", _ptr(syn_i, n_con))
-    _write_arrow(out / "synonyms.arrow", pa.table({"s": syn.column("s")}))
-    # cross-references SAB:CODE (code neither empty nor NOCODE)
-    sab = pa.chunked_array(parts.pop("sab")).combine_chunks()
-    code = pa.chunked_array(parts.pop("code")).combine_chunks()
-    has = pc.and_(pc.not_equal(code, ""), pc.not_equal(code, "NOCODE")).to_numpy(zero_copy_only=False)
-    hidx = np.flatnonzero(has)
-    nsab = pa.array(_map_unique(sab.take(pa.array(hidx)), normalise_source, {}).tolist(), pa.string())
-    xref = pc.binary_join_element_wise(nsab, code.take(pa.array(hidx)), ":")
-    xt = pa.table({"i": idx[hidx], "x": xref}).group_by(["i", "x"]).aggregate([])
-    xt = xt.take(pc.sort_indices(xt, [("i", "ascending"), ("x", "ascending")]))
-    x_i = xt.column("i").to_numpy()
-    _save(out / "xref_ptr.npy", _ptr(x_i, n_con))
-    _write_arrow(out / "xrefs.arrow", pa.table({"x": xt.column("x")}))
-    del sab, code, nsab, xref, strs, idx
-    _save(out / "cui.npy", ucui.astype(np.int32))
-
-    # ---- MRSTY ---------------------------------------------------------------------------
-    sty_path = meta_dir / "MRSTY.RRF"
-    sty_list: list[tuple[str, str, str]] = []
-    sty_ptr = np.zeros(n_con + 1, dtype=np.int64)
-    sty_codes = np.zeros(0, dtype=np.int16)
-    if sty_path.is_file():
-        pi, pt = [], []
-        sty_index: dict[tuple[str, str, str], int] = {}
-        for b in iter_rrf_batches(sty_path, layout["MRSTY.RRF"], ["CUI", "TUI", "STN", "STY"], on_error=on_error, stats=stats):
-            ok = pc.match_substring_regex(b.column("CUI"), _CUI_RE)
-            b = b.filter(ok)
-            c = pc.cast(pc.utf8_slice_codeunits(b.column("CUI"), 1), pa.int32()).to_numpy()
-            j = np.searchsorted(ucui, c)
-            j = np.minimum(j, n_con - 1)
-            inside = ucui[j] == c
-            if not inside.any():
-                continue
-            rows = np.flatnonzero(inside)
-            tui = b.column("TUI").to_pylist()
-            sty = b.column("STY").to_pylist()
-            stn = b.column("STN").to_pylist()
-            for r in rows.tolist():
-                key = (tui[r], sty[r], stn[r])
-                if key not in sty_index:
-                    sty_index[key] = len(sty_index)
-            pi.append(j[rows].astype(np.int32))
-            pt.append(np.array([sty_index[(tui[r], sty[r], stn[r])] for r in rows.tolist()], dtype=np.int16))
-        sty_list = list(sty_index)
-        if pi:
-            si, sc = np.concatenate(pi), np.concatenate(pt)
-            tuirank = np.argsort(np.argsort([s[0] for s in sty_list], kind="stable"), kind="stable")
-            pairs = np.unique(np.stack([si.astype(np.int64), tuirank[sc].astype(np.int64), sc.astype(np.int64)], 1), axis=0)
-            sty_ptr = _ptr(pairs[:, 0], n_con)
-            sty_codes = pairs[:, 2].astype(np.int16)
-    _save(out / "sty_ptr.npy", sty_ptr)
-    _save(out / "sty.npy", sty_codes)
-
-    # ---- MRDEF (first kept definition per concept) -----------------------------------------
-    defs = np.full(n_con, None, dtype=object)
-    def_path = meta_dir / "MRDEF.RRF"
-    if def_path.is_file():
-        for b in iter_rrf_batches(def_path, layout["MRDEF.RRF"], ["CUI", "SAB", "DEF", "SUPPRESS"], on_error=on_error, stats=stats):
-            m = pc.match_substring_regex(b.column("CUI"), _CUI_RE)
-            if sabs is not None:
-                m = pc.and_(m, pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=pa.array(sorted(sabs))))
-            if not include_suppressed:
-                m = pc.and_(m, pc.invert(pc.is_in(b.column("SUPPRESS"), value_set=supp)))
-            b = b.filter(m)
-            if not b.num_rows:
-                continue
-            c = pc.cast(pc.utf8_slice_codeunits(b.column("CUI"), 1), pa.int32()).to_numpy()
-            j = np.minimum(np.searchsorted(ucui, c), n_con - 1)
-            d = b.column("DEF").to_pylist()
-            for r in np.flatnonzero(ucui[j] == c).tolist():
-                if defs[j[r]] is None:
-                    defs[j[r]] = d[r]
-    defs_arr = pa.array([x or "" for x in defs.tolist()], pa.string())
-    del defs
-    _write_arrow(out / "concepts.arrow", pa.table({"name": names, "definition": defs_arr}))
-
-    # ---- look-up tables -------------------------------------------------------------------
-    _build_label_tables(out, names, syn, syn_i, xt, x_i)
-    del syn, xt, syn_i, x_i, defs_arr
-
-    # ---- MRREL: filter + map per block, spill to head-range buckets ----------------------------
-    rel_path = meta_dir / "MRREL.RRF"
-    rel_names: dict[str, int] = {}
-    src_names: dict[str, int] = {}
-    kept = np.zeros(int(ucui[-1]) + 2, dtype=bool)
-    kept[ucui] = True
-    lut = np.full(len(kept), -1, dtype=np.int32)
-    lut[ucui] = np.arange(n_con, dtype=np.int32)
-    n_spilled = 0
-    tmp = out / "_spill"
-    tmp.mkdir(exist_ok=True)
-    if buckets is None:
-        size = rel_path.stat().st_size if rel_path.is_file() else 0
-        buckets = int(min(256, max(4, size // (64 << 20))))
-    handles = [open(tmp / f"b{k:03d}.bin", "wb") for k in range(buckets)]
-    try:
-        if rel_path.is_file():
-            rkeep = ["CUI1", "REL", "CUI2", "RELA", "SAB", "SUPPRESS"]
-            name_cache: dict[str, str] = {}
-            src_cache: dict[str, str] = {}
-            rseq = 0
-            for b in iter_rrf_batches(rel_path, layout["MRREL.RRF"], rkeep, on_error=on_error, stats=stats):
-                n = b.num_rows
-                c1s, c2s = b.column("CUI1"), b.column("CUI2")
-                ok = pc.and_(pc.match_substring_regex(c1s, _CUI_RE), pc.match_substring_regex(c2s, _CUI_RE))
-                bad = n - (pc.sum(ok).as_py() or 0)
-                if bad:
-                    if on_error != "skip":
-                        first = int(np.flatnonzero(~ok.to_numpy(zero_copy_only=False))[0])
-                        raise DataError(
-                            f"invalid CUI1/CUI2 {c1s[first].as_py()!r}/{c2s[first].as_py()!r} (expected C followed by 7 digits)",
-                            source=f"{rel_path}:row {rseq + first + 1}", reason="malformed",
-                        )
-                    stats["MRREL.RRF:malformed"] += bad
-                rseq += n
-                mask = ok
-                if sabs is not None:
-                    m2 = pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=pa.array(sorted(sabs)))
-                    stats["MRREL.RRF:filtered_source"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
-                    mask = pc.and_(mask, m2)
-                if not include_suppressed:
-                    m2 = pc.invert(pc.is_in(b.column("SUPPRESS"), value_set=supp))
-                    stats["MRREL.RRF:filtered_suppressed"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
-                    mask = pc.and_(mask, m2)
-                m2 = pc.not_equal(c1s, c2s)
-                stats["MRREL.RRF:self_loop"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
-                mask = pc.and_(mask, m2)
-                f = b.filter(mask)
-                bar.update(n)
-                if not f.num_rows:
-                    continue
-                c1 = pc.cast(pc.utf8_slice_codeunits(f.column("CUI1"), 1), pa.int32()).to_numpy()
-                c2 = pc.cast(pc.utf8_slice_codeunits(f.column("CUI2"), 1), pa.int32()).to_numpy()
-                inside = (c1 < len(kept)) & (c2 < len(kept))
-                inside[inside] = kept[c1[inside]] & kept[c2[inside]]
-                stats["MRREL.RRF:dangling"] += int((~inside).sum())
-                if not inside.any():
-                    continue
-                f = f.filter(pa.array(inside))
-                c1, c2 = lut[c1[inside]], lut[c2[inside]]
-                rel = f.column("REL")
-                rela = f.column("RELA")
-                par = pc.or_(pc.equal(rel, "PAR"), pc.equal(rela, "inverse_isa")).to_numpy(zero_copy_only=False)
-                chd = pc.or_(pc.equal(rel, "CHD"), pc.equal(rela, "isa")).to_numpy(zero_copy_only=False) & ~par
-                key = pc.if_else(pc.equal(rela, ""), pc.binary_join_element_wise("\x00", rel, ""), rela)
-                rcode = _codes(key, lambda k: relation_name(k) if not k.startswith("\x00") else _REL_NAMES.get(k[1:], relation_name(k[1:])), name_cache, rel_names)
-                rcode[par | chd] = rel_names.setdefault("is_a", len(rel_names))
-                scode = _codes(f.column("SAB"), normalise_source, src_cache, src_names)
-                rec = np.empty(len(c1), dtype=_EDGE)
-                rec["h"] = np.where(par, c1, c2)
-                rec["t"] = np.where(par, c2, c1)
-                rec["r"], rec["s"] = rcode, scode
-                bk = (rec["h"].astype(np.int64) * buckets) // n_con
-                order = np.argsort(bk, kind="stable")
-                rec, bk = rec[order], bk[order]
-                cuts = np.searchsorted(bk, np.arange(buckets + 1))
-                for k in range(buckets):
-                    if cuts[k + 1] > cuts[k]:
-                        rec[cuts[k] : cuts[k + 1]].tofile(handles[k])
-                n_spilled += len(rec)
-    finally:
-        for h in handles:
-            h.close()
-
-    # ---- sort + de-duplicate each bucket, write the edge columns -------------------------------
-    rtypes = sorted(rel_names)
-    sources_sorted = sorted(src_names)
-    rmap = np.zeros(max(len(rel_names), 1), dtype=np.int16)
-    for nme, c in rel_names.items():
-        rmap[c] = rtypes.index(nme)
-    smap = np.zeros(max(len(src_names), 1), dtype=np.int16)
-    for nme, c in src_names.items():
-        smap[c] = sources_sorted.index(nme)
-    n_edges = 0
-    files = {k: open(out / f"_{k}.bin", "wb") for k in ("h", "r", "t", "s")}
-    try:
-        for k in range(buckets):
-            p = tmp / f"b{k:03d}.bin"
-            rec = np.fromfile(p, dtype=_EDGE)
-            p.unlink()
-            if not len(rec):
-                continue
-            rec["r"], rec["s"] = rmap[rec["r"]], smap[rec["s"]]
-            o = np.lexsort((rec["s"], rec["t"], rec["r"], rec["h"]))
-            rec = rec[o]
-            dup = np.zeros(len(rec), dtype=bool)
-            dup[1:] = (
-                (rec["h"][1:] == rec["h"][:-1]) & (rec["r"][1:] == rec["r"][:-1])
-                & (rec["t"][1:] == rec["t"][:-1]) & (rec["s"][1:] == rec["s"][:-1])
-            )
-            stats["MRREL.RRF:duplicate"] += int(dup.sum())
-            rec = rec[~dup]
-            for f_ in ("h", "r", "t", "s"):
-                np.ascontiguousarray(rec[f_]).tofile(files[f_])
-            n_edges += len(rec)
-    finally:
-        for fh in files.values():
-            fh.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-    stats["MRREL.RRF:kept"] += n_edges
-    dtypes = {"h": np.int32, "r": np.int16, "t": np.int32, "s": np.int16}
-    final = {"h": "head", "r": "rel", "t": "tail", "s": "src"}
-    for k, dt in dtypes.items():
-        raw = np.memmap(out / f"_{k}.bin", dtype=dt, mode="r", shape=(n_edges,)) if n_edges else np.zeros(0, dt)
-        arr = np.lib.format.open_memmap(out / f"{final[k]}.npy", mode="w+", dtype=dt, shape=(n_edges,))
-        if n_edges:
-            arr[:] = raw
-        arr.flush()
-        del arr, raw
-        (out / f"_{k}.bin").unlink()
-    head = np.load(out / "head.npy", mmap_mode="r")
-    tail = np.load(out / "tail.npy", mmap_mode="r")
-    rel = np.load(out / "rel.npy", mmap_mode="r")
-    _save(out / "out_ptr.npy", _ptr(head, n_con))
-    # in-edges: by (tail, relation, head), as the in-memory backend orders them
-    in_edges = np.lexsort((head, rel, tail)).astype(np.int64) if n_edges else np.zeros(0, np.int64)
-    _save(out / "in_edges.npy", in_edges)
-    _save(out / "in_ptr.npy", _ptr(tail, n_con))
-    del in_edges
-
-    # ---- diagnosis index for the built-in finding relations --------------------------------
-    from graphbrain.kg.store.backend import save_diagnosis_index, semantic_disease_mask
-
-    is_disease = semantic_disease_mask(sty_list, sty_ptr, sty_codes)
-    try:
-        from graphbrain.kg.diagnose import detect_finding_relations
-
-        spec = tuple(sorted(detect_finding_relations(rtypes).items()))
-    except ImportError:  # pragma: no cover
-        spec = ()
-    meta = {
-        "format": STORE_FORMAT,
-        "version": STORE_VERSION,
-        "concepts": int(n_con),
-        "relations": int(n_edges),
-        "relation_types": rtypes,
-        "relation_types_used": sorted({rtypes[i] for i in np.unique(rel)}) if n_edges else [],
-        "sources": sources_sorted,
-        "semantic_types": [list(s) for s in sty_list],
-        "stats": dict(sorted(stats.items())),
-        "metadata": {"source": "UMLS Metathesaurus (user-supplied)", "rrf_stats": dict(sorted(stats.items()))},
-        "diagnosis": [],
-        "build_seconds": None,
-    }
-    if spec:
-        save_diagnosis_index(out, spec, head, rel, tail, rtypes, is_disease, n_con)
-        meta["diagnosis"] = [list(p) for p in spec]
-    del head, tail, rel
-    meta["build_seconds"] = round(time.perf_counter() - t0, 3)
-    (out / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    bar.close()
-    return meta
-
-
-def _ptr(keys: np.ndarray, n: int) -> np.ndarray:
-    ptr = np.zeros(n + 1, dtype=np.int64)
-    if len(keys):
-        np.cumsum(np.bincount(np.asarray(keys), minlength=n), out=ptr[1:])
-    return ptr
-
-
-def _build_label_tables(out: Path, names: Any, syn: Any, syn_i: np.ndarray, xt: Any, x_i: np.ndarray) -> None:
-    pa, pc, _ = _pa()
-    n = len(names)
-    label = pa.chunked_array([names, syn.column("s")]).combine_chunks()
-    concept = np.concatenate([np.arange(n, dtype=np.int32), syn_i.astype(np.int32)])
-    kind = np.concatenate([np.zeros(n, np.int8), np.ones(len(syn_i), np.int8)])
-    norm = _normalise_labels(label)
-    t = pa.table({"norm": norm, "label": label, "concept": concept, "kind": kind})
-    t = t.take(pc.sort_indices(t, [("norm", "ascending"), ("concept", "ascending"), ("kind", "ascending"), ("label", "ascending")]))
-    _write_arrow(out / "labels.arrow", t)
-    # whole-word postings: folded tokens of each label row
-    from graphbrain.kg.lookup import fold_words
-
-    toks = pc.utf8_lower(t.column("label"))
+def _fold_tokens(labels: Any) -> tuple[Any, np.ndarray]:
+    """Folded whole words of each label and the label row of each word: the same rules as
+    :func:`graphbrain.kg.lookup.fold_words`, vectorised (tests compare the look-ups)."""
+    _, pc, _ = _pa()
+    toks = pc.utf8_lower(labels)
     toks = pc.replace_substring(toks, pattern="'s ", replacement=" ")
     toks = pc.replace_substring(toks, pattern="\u2019s ", replacement=" ")
     toks = pc.replace_substring_regex(toks, pattern="('|\u2019)s$", replacement="")
@@ -514,17 +386,623 @@ def _build_label_tables(out: Path, names: Any, syn: Any, syn_i: np.ndarray, xt: 
         pc.binary_join_element_wise(pc.utf8_slice_codeunits(flat, 0, -3), "y", ""),
         pc.if_else(plural, pc.utf8_slice_codeunits(flat, 0, -1), flat),
     )
-    del fold_words  # same rules as graphbrain.kg.lookup.fold_words (tests compare)
-    tt = pa.table({"token": stem, "row": rows.astype(np.int64)}).group_by(["token", "row"]).aggregate([])
-    tt = tt.take(pc.sort_indices(tt, [("token", "ascending"), ("row", "ascending")]))
-    _write_arrow(out / "tokens.arrow", tt)
-    # codes: SAB:CODE and bare CODE, case-folded
-    xl = pc.utf8_lower(xt.column("x"))
-    bare = pc.replace_substring_regex(xl, pattern=r"^[^:]*:", replacement="", max_replacements=1)
-    for name, key in (("codes", xl), ("bare", bare)):
-        ct = pa.table({"key": key, "concept": x_i.astype(np.int32), "xref": xt.column("x")})
-        ct = ct.take(pc.sort_indices(ct, [("key", "ascending"), ("concept", "ascending"), ("xref", "ascending")]))
-        _write_arrow(out / f"{name}.arrow", ct)
+    return stem, rows
+
+
+def _valid_cui(col: Any) -> Any:
+    """Boolean mask: ``C`` followed by seven ASCII digits."""
+    _, pc, _ = _pa()
+    return pc.match_substring_regex(col, _CUI_RE)
+
+
+def _cui_num(col: Any) -> np.ndarray:
+    pa, pc, _ = _pa()
+    return pc.cast(pc.utf8_slice_codeunits(col, 1), pa.int32()).to_numpy()
+
+
+def _ptr_from_counts(counts: np.ndarray) -> np.ndarray:
+    ptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return ptr
+
+
+def _ptr(keys: np.ndarray, n: int) -> np.ndarray:
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    if len(keys):
+        np.cumsum(np.bincount(np.asarray(keys), minlength=n), out=ptr[1:])
+    return ptr
+
+
+def build_store(
+    meta_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    languages: Iterable[str] | None = ("ENG",),
+    sources: Iterable[str] | None = None,
+    include_suppressed: bool = False,
+    on_error: str = "raise",
+    buckets: int | None = None,
+    bucket_rows: int = BUCKET_ROWS,
+    progress: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Stream the RRF files of ``meta_dir`` into a store folder ``out_dir``; returns the stats.
+
+    Filters as in :func:`~graphbrain.kg.readers.rrf.read_rrf`. ``bucket_rows``: rows per
+    spill bucket, which sets peak memory (default 500k: about 1 GB peak whatever the release
+    size); ``buckets``: force this number of buckets in every spilled phase (tests use it to
+    check that bucketing neither loses nor duplicates a row). The result does not depend on
+    either.
+    """
+    pa, pc, _ = _pa()
+    if buckets is not None and not 1 <= int(buckets) <= _MAX_BUCKETS:
+        raise ValueError(f"buckets must be between 1 and {_MAX_BUCKETS}, got {buckets!r}")
+    if bucket_rows < 1:
+        raise ValueError(f"bucket_rows must be positive, got {bucket_rows!r}")
+    t0 = time.perf_counter()
+    ph = _Phases()
+    meta_dir, out = Path(meta_dir), Path(out_dir)
+    if not meta_dir.is_dir():
+        raise DataError("not a folder", source=str(meta_dir), reason="missing")
+    conso_path = meta_dir / "MRCONSO.RRF"
+    if not conso_path.is_file():
+        raise DataError("MRCONSO.RRF not found", source=str(conso_path), reason="missing")
+    if out.exists():
+        if not overwrite and any(out.iterdir()):
+            raise DataError("the store folder exists and is not empty (pass overwrite=True)", source=str(out), reason="exists")
+        if overwrite and (out / "meta.json").is_file():
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "diag").mkdir(exist_ok=True)
+    tmp = out / "_spill"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        meta = _build(
+            meta_dir, out, tmp, ph, languages=languages, sources=sources,
+            include_suppressed=include_suppressed, on_error=on_error, buckets=buckets,
+            bucket_rows=bucket_rows, progress=progress,
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    meta["phases"] = ph.close()
+    meta["build_seconds"] = round(time.perf_counter() - t0, 3)
+    (out / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return meta
+
+
+def _build(
+    meta_dir: Path, out: Path, tmp: Path, ph: _Phases, *, languages: Iterable[str] | None,
+    sources: Iterable[str] | None, include_suppressed: bool, on_error: str, buckets: int | None,
+    bucket_rows: int, progress: bool,
+) -> dict[str, Any]:
+    pa, pc, _ = _pa()
+    conso_path = meta_dir / "MRCONSO.RRF"
+    layout = read_mrfiles(meta_dir)
+    langs = None if languages is None else pa.array(sorted({x.upper() for x in languages}))
+    sabs = None if sources is None else {s.upper() for s in sources}
+    sab_set = None if sabs is None else pa.array(sorted(sabs))
+    supp = pa.array(sorted(SUPPRESSED))
+    stats: Counter[str] = Counter()
+    bar = _bar(progress)
+    pool = pa.default_memory_pool()
+
+    # ---- 1. MRCONSO + MRDEF -> CUI-range buckets --------------------------------------------
+    ph.start("MRCONSO read + filter + spill by CUI range")
+    k_con = _n_buckets(conso_path.stat().st_size / 110, bucket_rows, buckets)
+    conso_schema = pa.schema([("cui", pa.int32()), ("rank", pa.int8()), ("str", pa.string()),
+                              ("sab", pa.string()), ("code", pa.string())])
+    conso_spill = _Spill(tmp, "conso", conso_schema, k_con)
+    step = max(1, int(conso_path.stat().st_size / 110) // _SAMPLE)
+    sample: list[Any] = []
+    cols = layout["MRCONSO.RRF"]
+    keep = ["CUI", "LAT", "TS", "STT", "ISPREF", "SAB", "CODE", "STR", "SUPPRESS"]
+    seq = 0
+    for b in iter_rrf_batches(conso_path, cols, keep, on_error=on_error, stats=stats):
+        n = b.num_rows
+        cui = b.column("CUI")
+        ok = _valid_cui(cui)
+        bad = n - (pc.sum(ok).as_py() or 0) if n else 0
+        if bad:
+            if on_error != "skip":
+                first = int(np.flatnonzero(~ok.to_numpy(zero_copy_only=False))[0])
+                raise DataError(
+                    f"invalid CUI {cui[first].as_py()!r} (expected C followed by 7 digits)",
+                    source=f"{conso_path}:row {seq + first + 1}", reason="malformed",
+                )
+            stats["MRCONSO.RRF:malformed"] += bad
+        mask = ok
+        if langs is not None:
+            m2 = pc.is_in(b.column("LAT"), value_set=langs)
+            stats["MRCONSO.RRF:filtered_language"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
+            mask = pc.and_(mask, m2)
+        if sab_set is not None:
+            m2 = pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set)
+            stats["MRCONSO.RRF:filtered_source"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
+            mask = pc.and_(mask, m2)
+        if not include_suppressed:
+            m2 = pc.invert(pc.is_in(b.column("SUPPRESS"), value_set=supp))
+            stats["MRCONSO.RRF:filtered_suppressed"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
+            mask = pc.and_(mask, m2)
+        f = b.filter(mask)
+        stats["MRCONSO.RRF:kept"] += f.num_rows
+        seq += n
+        bar.update(n)
+        if not f.num_rows:
+            continue
+        c = _cui_num(f.column("CUI"))
+        rank = (
+            pc.equal(f.column("TS"), "P").to_numpy(zero_copy_only=False).astype(np.int8) * 4
+            + pc.equal(f.column("STT"), "PF").to_numpy(zero_copy_only=False).astype(np.int8) * 2
+            + pc.equal(f.column("ISPREF"), "Y").to_numpy(zero_copy_only=False).astype(np.int8)
+        )
+        t = pa.table([pa.array(c), pa.array(rank), f.column("STR"), f.column("SAB"), f.column("CODE")], schema=conso_schema)
+        conso_spill.write_split((c.astype(np.int64) * k_con) // 10_000_000, t)
+        sample.append(t.select(["str", "sab", "code"]).take(pa.array(np.arange(0, t.num_rows, step))))
+    conso_spill.close_writers()
+    n_kept = stats["MRCONSO.RRF:kept"]
+    if not n_kept:
+        raise DataError(
+            "no MRCONSO row was kept: check the language and source filters (languages=None keeps all)",
+            source=str(conso_path), reason="empty",
+        )
+    def_schema = pa.schema([("cui", pa.int32()), ("def", pa.string())])
+    def_spill = _Spill(tmp, "def", def_schema, k_con)
+    def_path = meta_dir / "MRDEF.RRF"
+    if def_path.is_file():
+        ph.start("MRDEF read + spill by CUI range")
+        for b in iter_rrf_batches(def_path, layout["MRDEF.RRF"], ["CUI", "SAB", "DEF", "SUPPRESS"], on_error=on_error, stats=stats):
+            m = _valid_cui(b.column("CUI"))
+            if sab_set is not None:
+                m = pc.and_(m, pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set))
+            if not include_suppressed:
+                m = pc.and_(m, pc.invert(pc.is_in(b.column("SUPPRESS"), value_set=supp)))
+            b = b.filter(m)
+            if not b.num_rows:
+                continue
+            c = _cui_num(b.column("CUI"))
+            def_spill.write_split((c.astype(np.int64) * k_con) // 10_000_000, pa.table([pa.array(c), b.column("DEF")], schema=def_schema))
+    def_spill.close_writers()
+
+    # key ranges of the string tables from the sample of kept rows
+    smp = pa.concat_tables(sample).combine_chunks()
+    del sample
+    k_lab = _n_buckets(n_kept, bucket_rows, buckets)
+    k_tok = _n_buckets(4 * n_kept, 4 * bucket_rows, buckets)
+    s_nsab = _map_unique(smp.column("sab"), normalise_source, {})
+    s_x = pc.utf8_lower(pc.binary_join_element_wise(s_nsab, smp.column("code"), ":"))
+    split_lab = _splitters(_normalise_labels(smp.column("str")), k_lab)
+    split_tok = _splitters(_fold_tokens(smp.column("str"))[0], k_tok)
+    split_code = _splitters(s_x, k_lab)
+    split_bare = _splitters(pc.utf8_lower(smp.column("code")), k_lab)
+    del smp, s_nsab, s_x
+    lab_schema = pa.schema([("norm", pa.string()), ("label", pa.string()), ("concept", pa.int32()), ("kind", pa.int8())])
+    code_schema = pa.schema([("key", pa.string()), ("concept", pa.int32()), ("xref", pa.string())])
+    lab_spill = _Spill(tmp, "lab", lab_schema, len(split_lab) + 1)
+    code_spill = _Spill(tmp, "code", code_schema, len(split_code) + 1)
+    bare_spill = _Spill(tmp, "bare", code_schema, len(split_bare) + 1)
+
+    # ---- 2. per CUI bucket: concepts, synonyms, xrefs, definitions -----------------------------
+    ph.start("concepts, synonyms, xrefs per CUI bucket; spill labels and codes by key range")
+    chunk_rows = max(bucket_rows, 1)
+    w_con = _ArrowAppender(out / "concepts.arrow", pa.schema([("name", pa.string()), ("definition", pa.string())]), chunk_rows)
+    w_syn = _ArrowAppender(out / "synonyms.arrow", pa.schema([("s", pa.string())]), chunk_rows)
+    w_xref = _ArrowAppender(out / "xrefs.arrow", pa.schema([("x", pa.string())]), chunk_rows)
+    ucui_parts: list[np.ndarray] = []
+    syn_cnt: list[np.ndarray] = []
+    x_cnt: list[np.ndarray] = []
+    src_cache: dict[str, str] = {}
+    n_con = 0
+    for k in range(k_con):
+        t = conso_spill.read(k)
+        d = def_spill.read(k)
+        if not t.num_rows:
+            continue
+        cui = t.column("cui").to_numpy()
+        ucui = np.unique(cui)
+        nk = len(ucui)
+        idx = np.searchsorted(ucui, cui).astype(np.int32)
+        rank = t.column("rank").to_numpy()
+        strs = t.column("str").combine_chunks()
+        # preferred name: best (TS=P, STT=PF, ISPREF=Y), first row among equals
+        order = np.lexsort((np.arange(len(idx)), -rank.astype(np.int16), idx))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = idx[order][1:] != idx[order][:-1]
+        names = strs.take(pa.array(order[first]))
+        del order, first, rank, cui
+        # synonyms: distinct strings per concept, minus the name and the empty string
+        g = pa.table({"i": idx, "s": strs}).group_by(["i", "s"]).aggregate([])
+        gi = g.column("i").to_numpy()
+        keep_syn = pc.and_(pc.not_equal(g.column("s"), names.take(pa.array(gi))), pc.not_equal(g.column("s"), ""))
+        syn = g.filter(keep_syn)
+        syn = syn.take(pc.sort_indices(syn, [("i", "ascending"), ("s", "ascending")]))
+        syn_i = syn.column("i").to_numpy()
+        syn_cnt.append(np.bincount(syn_i, minlength=nk))
+        w_syn.append(pa.table({"s": syn.column("s")}))
+        # cross-references SAB:CODE (code neither empty nor NOCODE)
+        code = t.column("code").combine_chunks()
+        hidx = pa.array(np.flatnonzero(pc.and_(pc.not_equal(code, ""), pc.not_equal(code, "NOCODE")).to_numpy(zero_copy_only=False)))
+        nsab = _map_unique(t.column("sab").take(hidx), normalise_source, src_cache)
+        xref = pc.binary_join_element_wise(nsab, code.take(hidx), ":")
+        xt = pa.table({"i": pa.array(idx).take(hidx), "x": xref}).group_by(["i", "x"]).aggregate([])
+        xt = xt.take(pc.sort_indices(xt, [("i", "ascending"), ("x", "ascending")]))
+        x_i = xt.column("i").to_numpy()
+        x_cnt.append(np.bincount(x_i, minlength=nk))
+        w_xref.append(pa.table({"x": xt.column("x")}))
+        # definitions: first kept MRDEF row per concept
+        defs = pa.array([""] * nk, pa.string())
+        if d.num_rows:
+            dc = d.column("cui").to_numpy()
+            j = np.minimum(np.searchsorted(ucui, dc), nk - 1)
+            inside = np.flatnonzero(ucui[j] == dc)
+            if len(inside):
+                uj, pos = np.unique(j[inside], return_index=True)
+                src_rows = np.full(nk, len(inside), dtype=np.int64)
+                src_rows[uj] = pos
+                cand = pa.concat_arrays([d.column("def").take(pa.array(inside)).combine_chunks(), pa.array([""], pa.string())])
+                defs = cand.take(pa.array(src_rows))
+        w_con.append(pa.table({"name": names, "definition": defs}))
+        # label rows (names and synonyms) and code rows, spilled by key range
+        label = pa.concat_arrays([names, syn.column("s").combine_chunks()])
+        concept = np.concatenate([np.arange(nk, dtype=np.int32), syn_i.astype(np.int32)]) + np.int32(n_con)
+        kind = np.concatenate([np.zeros(nk, np.int8), np.ones(len(syn_i), np.int8)])
+        norm = _normalise_labels(label)
+        lab_spill.write_split(_range_bucket(norm, split_lab), pa.table([norm, label, pa.array(concept), pa.array(kind)], schema=lab_schema))
+        xs = xt.column("x").combine_chunks()
+        xl = pc.utf8_lower(xs)
+        xc = pa.array(x_i.astype(np.int32) + np.int32(n_con))
+        code_spill.write_split(_range_bucket(xl, split_code), pa.table([xl, xc, xs], schema=code_schema))
+        bare = pc.replace_substring_regex(xl, pattern=r"^[^:]*:", replacement="", max_replacements=1)
+        bare_spill.write_split(_range_bucket(bare, split_bare), pa.table([bare, xc, xs], schema=code_schema))
+        ucui_parts.append(ucui.astype(np.int32))
+        n_con += nk
+        del t, d, g, syn, xt, strs, names, label, norm, xl, bare, defs
+        pool.release_unused()
+    for w in (w_con, w_syn, w_xref):
+        w.close()
+    lab_spill.close_writers()
+    code_spill.close_writers()
+    bare_spill.close_writers()
+    ucui = np.concatenate(ucui_parts) if ucui_parts else np.zeros(0, np.int32)
+    del ucui_parts
+    _save(out / "cui.npy", ucui)
+    _save(out / "syn_ptr.npy", _ptr_from_counts(np.concatenate(syn_cnt)))
+    _save(out / "xref_ptr.npy", _ptr_from_counts(np.concatenate(x_cnt)))
+    del syn_cnt, x_cnt
+
+    # ---- 3. look-up tables: sorted label / code buckets; tokens of the sorted labels ------------
+    ph.start("labels and tokens sorted by key-range bucket")
+    w_lab = _ArrowAppender(out / "labels.arrow", lab_schema, chunk_rows)
+    tok_schema = pa.schema([("token", pa.string()), ("row", pa.int64())])
+    tok_spill = _Spill(tmp, "tok", tok_schema, len(split_tok) + 1)
+    r0 = 0
+    for k in range(lab_spill.k):
+        t = lab_spill.read(k)
+        if not t.num_rows:
+            continue
+        t = t.take(pc.sort_indices(t, [("norm", "ascending"), ("concept", "ascending"), ("kind", "ascending"), ("label", "ascending")]))
+        w_lab.append(t)
+        stem, rows = _fold_tokens(t.column("label"))
+        tt = pa.table({"token": stem, "row": rows.astype(np.int64) + r0}).group_by(["token", "row"]).aggregate([])
+        tok_spill.write_split(_range_bucket(tt.column("token"), split_tok), tt.select(["token", "row"]).cast(tok_schema))
+        r0 += t.num_rows
+        del t, tt, stem, rows
+        pool.release_unused()
+    w_lab.close()
+    tok_spill.close_writers()
+    w_tok = _ArrowAppender(out / "tokens.arrow", tok_schema, 4 * chunk_rows)
+    for k in range(tok_spill.k):
+        t = tok_spill.read(k)
+        if t.num_rows:
+            w_tok.append(t.take(pc.sort_indices(t, [("token", "ascending"), ("row", "ascending")])))
+        del t
+        pool.release_unused()
+    w_tok.close()
+    ph.start("code tables sorted by key-range bucket")
+    for name, spill in (("codes", code_spill), ("bare", bare_spill)):
+        w = _ArrowAppender(out / f"{name}.arrow", code_schema, chunk_rows)
+        for k in range(spill.k):
+            t = spill.read(k)
+            if t.num_rows:
+                w.append(t.take(pc.sort_indices(t, [("key", "ascending"), ("concept", "ascending"), ("xref", "ascending")])))
+            del t
+        w.close()
+        pool.release_unused()
+
+    # ---- MRSTY -------------------------------------------------------------------------------
+    ph.start("MRSTY")
+    sty_path = meta_dir / "MRSTY.RRF"
+    sty_list: list[tuple[str, str, str]] = []
+    sty_ptr = np.zeros(n_con + 1, dtype=np.int64)
+    sty_codes = np.zeros(0, dtype=np.int16)
+    if sty_path.is_file():
+        pi, pt = [], []
+        sty_index: dict[tuple[str, str, str], int] = {}
+        for b in iter_rrf_batches(sty_path, layout["MRSTY.RRF"], ["CUI", "TUI", "STN", "STY"], on_error=on_error, stats=stats):
+            b = b.filter(_valid_cui(b.column("CUI")))
+            if not b.num_rows:
+                continue
+            c = _cui_num(b.column("CUI"))
+            j = np.minimum(np.searchsorted(ucui, c), n_con - 1)
+            rows = np.flatnonzero(ucui[j] == c)
+            if not len(rows):
+                continue
+            sel = b.take(pa.array(rows))
+            key = pc.binary_join_element_wise(sel.column("TUI"), sel.column("STY"), sel.column("STN"), "\x1f")
+            enc = pc.dictionary_encode(key)
+            lut = []
+            for v in enc.dictionary.to_pylist():
+                tui, sty, stn = v.split("\x1f")
+                lut.append(sty_index.setdefault((tui, sty, stn), len(sty_index)))
+            pi.append(j[rows].astype(np.int32))
+            pt.append(np.asarray(lut, dtype=np.int16)[enc.indices.to_numpy(zero_copy_only=False)])
+        sty_list = list(sty_index)
+        if pi:
+            si, sc = np.concatenate(pi), np.concatenate(pt)
+            tuirank = np.argsort(np.argsort([s[0] for s in sty_list], kind="stable"), kind="stable")
+            pairs = np.unique(np.stack([si.astype(np.int64), tuirank[sc].astype(np.int64), sc.astype(np.int64)], 1), axis=0)
+            sty_ptr = _ptr(pairs[:, 0], n_con)
+            sty_codes = pairs[:, 2].astype(np.int16)
+            del pairs, si, sc
+    _save(out / "sty_ptr.npy", sty_ptr)
+    _save(out / "sty.npy", sty_codes)
+
+    # ---- 4. MRREL: filter + map per block, spill to head-range buckets ------------------------------
+    ph.start("MRREL read + filter + map + spill by head range")
+    rel_path = meta_dir / "MRREL.RRF"
+    rel_names: dict[str, int] = {}
+    src_names: dict[str, int] = {}
+    top = int(ucui[-1]) + 2
+    lut_c = np.full(top, -1, dtype=np.int32)
+    lut_c[ucui] = np.arange(n_con, dtype=np.int32)
+    size = rel_path.stat().st_size if rel_path.is_file() else 0
+    k_rel = _n_buckets(size / 80, 8 * bucket_rows, buckets)
+    edge_spill = _RecSpill(tmp, "edge", _EDGE, k_rel)
+    try:
+        if rel_path.is_file():
+            rkeep = ["CUI1", "REL", "CUI2", "RELA", "SAB", "SUPPRESS"]
+            name_cache: dict[str, str] = {}
+            rseq = 0
+            isa_code = None
+            for b in iter_rrf_batches(rel_path, layout["MRREL.RRF"], rkeep, on_error=on_error, stats=stats):
+                n = b.num_rows
+                c1s, c2s = b.column("CUI1"), b.column("CUI2")
+                ok = pc.and_(_valid_cui(c1s), _valid_cui(c2s))
+                bad = n - (pc.sum(ok).as_py() or 0)
+                if bad:
+                    if on_error != "skip":
+                        first = int(np.flatnonzero(~ok.to_numpy(zero_copy_only=False))[0])
+                        raise DataError(
+                            f"invalid CUI1/CUI2 {c1s[first].as_py()!r}/{c2s[first].as_py()!r} (expected C followed by 7 digits)",
+                            source=f"{rel_path}:row {rseq + first + 1}", reason="malformed",
+                        )
+                    stats["MRREL.RRF:malformed"] += bad
+                rseq += n
+                mask = ok
+                if sab_set is not None:
+                    m2 = pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set)
+                    stats["MRREL.RRF:filtered_source"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
+                    mask = pc.and_(mask, m2)
+                if not include_suppressed:
+                    m2 = pc.invert(pc.is_in(b.column("SUPPRESS"), value_set=supp))
+                    stats["MRREL.RRF:filtered_suppressed"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
+                    mask = pc.and_(mask, m2)
+                m2 = pc.not_equal(c1s, c2s)
+                stats["MRREL.RRF:self_loop"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
+                mask = pc.and_(mask, m2)
+                f = b.filter(mask)
+                bar.update(n)
+                if not f.num_rows:
+                    continue
+                c1 = _cui_num(f.column("CUI1"))
+                c2 = _cui_num(f.column("CUI2"))
+                i1 = lut_c[np.minimum(c1, top - 1)]
+                i2 = lut_c[np.minimum(c2, top - 1)]
+                inside = (i1 >= 0) & (i2 >= 0)
+                n_in = int(inside.sum())
+                stats["MRREL.RRF:dangling"] += len(inside) - n_in
+                if not n_in:
+                    continue
+                if n_in < len(inside):
+                    f = f.filter(pa.array(inside))
+                    i1, i2 = i1[inside], i2[inside]
+                rel = f.column("REL")
+                rela = f.column("RELA")
+                par = pc.or_(pc.equal(rel, "PAR"), pc.equal(rela, "inverse_isa")).to_numpy(zero_copy_only=False)
+                chd = pc.or_(pc.equal(rel, "CHD"), pc.equal(rela, "isa")).to_numpy(zero_copy_only=False) & ~par
+                key = pc.if_else(pc.equal(rela, ""), pc.binary_join_element_wise("\x00", rel, ""), rela)
+                rcode = _codes(key, lambda k: relation_name(k) if not k.startswith("\x00") else _REL_NAMES.get(k[1:], relation_name(k[1:])), name_cache, rel_names)
+                if isa_code is None:
+                    isa_code = rel_names.setdefault("is_a", len(rel_names))
+                rcode[par | chd] = isa_code
+                scode = _codes(f.column("SAB"), normalise_source, src_cache, src_names)
+                rec = np.empty(len(i1), dtype=_EDGE)
+                rec["h"] = np.where(par, i1, i2)
+                rec["t"] = np.where(par, i2, i1)
+                rec["r"], rec["s"] = rcode, scode
+                edge_spill.write_split((rec["h"].astype(np.int64) * k_rel) // n_con, rec)
+    finally:
+        edge_spill.close_writers()
+    bar.close()
+
+    # ---- 5. per head bucket: sort + de-duplicate, write edges; spill in-edges and findings ------
+    ph.start("edges sorted + de-duplicated per head bucket")
+    rtypes_all = sorted(rel_names)
+    sources_sorted = sorted(src_names)
+    rmap = np.zeros(max(len(rel_names), 1), dtype=np.int16)
+    for nme, c in rel_names.items():
+        rmap[c] = rtypes_all.index(nme)
+    smap = np.zeros(max(len(src_names), 1), dtype=np.int16)
+    for nme, c in src_names.items():
+        smap[c] = sources_sorted.index(nme)
+    rtypes = rtypes_all
+    from graphbrain.kg.store.backend import semantic_disease_mask
+
+    is_disease = semantic_disease_mask(sty_list, sty_ptr, sty_codes)
+    try:
+        from graphbrain.kg.diagnose import detect_finding_relations
+
+        spec = tuple(sorted(detect_finding_relations(rtypes).items()))
+    except ImportError:  # pragma: no cover
+        spec = ()
+    code = {r: i for i, r in enumerate(rtypes)}
+    ends: dict[str, list[int]] = {"head": [], "tail": []}
+    for name, end in spec:
+        c = code.get(name, -1)
+        if c >= 0:
+            for e in (("head", "tail") if end == "either" else (end,)):
+                ends[e].append(c)
+    end_codes = {e: np.array(c, dtype=np.int16) for e, c in ends.items()}
+    fallback = [(code[name], end) for name, end in spec if code.get(name, -1) >= 0 and end != "either"]
+    mark_disease = not is_disease.any()
+    isa = code.get(IS_A, -1)
+    cols_out = {k: _NpyAppender(out / f"{final}.npy", dt) for k, final, dt in (
+        ("h", "head", np.int32), ("r", "rel", np.int16), ("t", "tail", np.int32), ("s", "src", np.int16))}
+    in_spill = _RecSpill(tmp, "in", _IN, k_rel)
+    find_spill = _RecSpill(tmp, "find", _FIND, k_rel)
+    w_par_e = _NpyAppender(out / "diag" / "par_edges.npy", np.int32)
+    w_par = _NpyAppender(out / "diag" / "par.npy", np.int64)
+    out_cnt = np.zeros(n_con, dtype=np.int64)
+    par_cnt = np.zeros(n_con, dtype=np.int64)
+    used = np.zeros(len(rtypes) + 1, dtype=bool)
+    n_edges = 0
+    for k in range(k_rel):
+        rec = edge_spill.read(k)
+        if not len(rec):
+            continue
+        rec["r"], rec["s"] = rmap[rec["r"]], smap[rec["s"]]
+        o = np.lexsort((rec["s"], rec["t"], rec["r"], rec["h"]))
+        rec = rec[o]
+        del o
+        dup = np.zeros(len(rec), dtype=bool)
+        dup[1:] = (
+            (rec["h"][1:] == rec["h"][:-1]) & (rec["r"][1:] == rec["r"][:-1])
+            & (rec["t"][1:] == rec["t"][:-1]) & (rec["s"][1:] == rec["s"][:-1])
+        )
+        stats["MRREL.RRF:duplicate"] += int(dup.sum())
+        rec = rec[~dup]
+        del dup
+        h, r, t = rec["h"], rec["r"], rec["t"]
+        for f_ in ("h", "r", "t", "s"):
+            cols_out[f_].append(rec[f_])
+        e = np.arange(n_edges, n_edges + len(rec), dtype=np.int64)
+        out_cnt += np.bincount(h, minlength=n_con)
+        used[np.unique(r)] = True
+        ir = np.empty(len(rec), dtype=_IN)
+        ir["t"], ir["r"], ir["h"], ir["e"] = t, r, h, e
+        in_spill.write_split((t.astype(np.int64) * k_rel) // n_con, ir)
+        del ir
+        if spec:
+            if mark_disease:
+                for c, end in fallback:
+                    sel = r == c
+                    is_disease[(h if end == "head" else t)[sel]] = True
+            parts = []
+            for g, (end, dis, fnd) in enumerate((("head", h, t), ("tail", t, h))):
+                sel = np.flatnonzero(np.isin(r, end_codes[end]))
+                if len(sel):
+                    fr = np.empty(len(sel), dtype=_FIND)
+                    fr["f"], fr["d"], fr["e"], fr["g"] = fnd[sel], dis[sel], e[sel], g
+                    parts.append(fr)
+            if parts:
+                fr = np.concatenate(parts)
+                find_spill.write_split((fr["f"].astype(np.int64) * k_rel) // n_con, fr)
+            if isa >= 0:
+                sel = np.flatnonzero(r == isa)
+                w_par_e.append(e[sel])
+                w_par.append(t[sel])
+                par_cnt += np.bincount(h[sel], minlength=n_con)
+        n_edges += len(rec)
+        del rec, h, r, t, e
+    for w in cols_out.values():
+        w.close()
+    w_par_e.close()
+    w_par.close()
+    in_spill.close_writers()
+    find_spill.close_writers()
+    stats["MRREL.RRF:kept"] += n_edges
+    _save(out / "out_ptr.npy", _ptr_from_counts(out_cnt))
+    del out_cnt
+
+    # ---- 6. in-edges by (tail, relation, head), as the in-memory backend orders them ------------
+    ph.start("in-edge CSR per tail bucket")
+    w_in = _NpyAppender(out / "in_edges.npy", np.int64)
+    w_chi_e = _NpyAppender(out / "diag" / "chi_edges.npy", np.int32)
+    w_chi = _NpyAppender(out / "diag" / "chi.npy", np.int64)
+    in_cnt = np.zeros(n_con, dtype=np.int64)
+    chi_cnt = np.zeros(n_con, dtype=np.int64)
+    for k in range(k_rel):
+        ir = in_spill.read(k)
+        if not len(ir):
+            continue
+        ir = ir[np.lexsort((ir["h"], ir["r"], ir["t"]))]  # stable: ties keep edge order
+        w_in.append(ir["e"])
+        in_cnt += np.bincount(ir["t"], minlength=n_con)
+        if spec and isa >= 0:
+            sel = ir["r"] == isa
+            w_chi_e.append(ir["e"][sel])
+            w_chi.append(ir["h"][sel])
+            chi_cnt += np.bincount(ir["t"][sel], minlength=n_con)
+        del ir
+    w_in.close()
+    w_chi_e.close()
+    w_chi.close()
+    _save(out / "in_ptr.npy", _ptr_from_counts(in_cnt))
+    del in_cnt
+
+    # ---- 7. diagnosis index for the built-in finding relations (per finding bucket) -------------
+    ph.start("diagnosis index per finding bucket")
+    meta_diag: list[list[str]] = []
+    if spec:
+        w_fe = _NpyAppender(out / "diag" / "f_edges.npy", np.int32)
+        w_fd = _NpyAppender(out / "diag" / "f_dis.npy", np.int64)
+        f_cnt = np.zeros(n_con, dtype=np.int64)
+        for k in range(k_rel):
+            fr = find_spill.read(k)
+            if not len(fr):
+                continue
+            fr = fr[is_disease[fr["d"]]]
+            fr = fr[np.lexsort((fr["e"], fr["g"], fr["d"], fr["f"]))]
+            w_fe.append(fr["e"])
+            w_fd.append(fr["d"])
+            f_cnt += np.bincount(fr["f"], minlength=n_con)
+            del fr
+        w_fe.close()
+        w_fd.close()
+        d = out / "diag"
+        f_ptr = _ptr_from_counts(f_cnt)
+        chi_ptr = _ptr_from_counts(chi_cnt)
+        _save(d / "is_disease.npy", is_disease)
+        _save(d / "f_ptr.npy", f_ptr)
+        _save(d / "par_ptr.npy", _ptr_from_counts(par_cnt))
+        _save(d / "chi_ptr.npy", chi_ptr)
+        _save(d / "n_children.npy", np.diff(chi_ptr))
+        n_dis = max(int(is_disease.sum()), 1)
+        _save(d / "idf.npy", np.log1p(n_dis / (1.0 + np.diff(f_ptr))))
+        from graphbrain.kg.store.backend import _spec_key
+
+        (d / "spec.json").write_text(json.dumps({"spec": _spec_key(spec), "isa_code": int(isa)}), encoding="utf-8")
+        meta_diag = [list(p) for p in spec]
+    else:
+        for p in (out / "diag").glob("*.npy"):
+            p.unlink()
+
+    return {
+        "format": STORE_FORMAT,
+        "version": STORE_VERSION,
+        "concepts": int(n_con),
+        "relations": int(n_edges),
+        "relation_types": rtypes,
+        "relation_types_used": sorted(rtypes[i] for i in np.flatnonzero(used[: len(rtypes)])),
+        "sources": sources_sorted,
+        "semantic_types": [list(s) for s in sty_list],
+        "stats": dict(sorted(stats.items())),
+        "metadata": {"source": "UMLS Metathesaurus (user-supplied)", "rrf_stats": dict(sorted(stats.items()))},
+        "diagnosis": meta_diag,
+        "buckets": {"concepts": k_con, "labels": lab_spill.k, "tokens": tok_spill.k, "codes": code_spill.k,
+                    "relations": k_rel, "bucket_rows": bucket_rows},
+        "build_seconds": None,
+    }
 
 
 class _NoBar:

@@ -1,0 +1,113 @@
+"""Bucketed (bounded-memory) store builds: many buckets give exactly the one-bucket store.
+
+Every spilled phase of :func:`graphbrain.kg.store.build_store` (MRCONSO / MRDEF by CUI range,
+labels / codes / tokens by key range, MRREL by head, in-edges by tail, diagnosis records by
+finding) is forced into many buckets; a lost, duplicated or misordered row in any of them
+changes an array or a table below.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphbrain.kg import KnowledgeGraph
+from graphbrain.kg.readers.rrf import read_rrf
+from graphbrain.kg.store import build_store
+from graphbrain.kg.store.backend import DIAG_ARRAYS, diagnosis_arrays, semantic_disease_mask
+
+pa = pytest.importorskip("pyarrow")
+
+_GEN = Path(__file__).resolve().parents[2] / "benchmarks" / "gen_rrf.py"
+
+
+def _gen():
+    spec = importlib.util.spec_from_file_location("gen_rrf", _GEN)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def _contents(store: Path) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for p in sorted(store.rglob("*")):
+        rel = str(p.relative_to(store))
+        if p.suffix == ".npy":
+            out[rel] = np.load(p)
+        elif p.suffix == ".arrow":
+            with pa.memory_map(str(p), "r") as src:
+                out[rel] = pa.ipc.open_file(src).read_all().combine_chunks().to_pydict()
+        elif p.name == "meta.json":
+            m = json.loads(p.read_text())
+            out[rel] = {k: v for k, v in m.items() if k not in ("build_seconds", "phases", "buckets")}
+        elif p.is_file():
+            out[rel] = p.read_bytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory):
+    meta = tmp_path_factory.mktemp("meta")
+    _gen().generate(meta, 2500, 5000, seed=11)
+    root = meta.parent
+    one = build_store(meta, root / "one", buckets=1, bucket_rows=10**9)
+    many = build_store(meta, root / "many", buckets=13, bucket_rows=10**9)
+    small = build_store(meta, root / "small", bucket_rows=60)  # sizes -> many buckets, many batches
+    return meta, root, one, many, small
+
+
+def test_many_buckets_were_used(builds):
+    _, root, one, many, small = builds
+    assert set(one["buckets"].values()) == {1, 10**9}
+    assert many["buckets"]["concepts"] == many["buckets"]["relations"] == 13
+    assert many["buckets"]["labels"] > 5 and many["buckets"]["tokens"] > 5  # sample quantiles, distinct
+    assert min(small["buckets"][k] for k in ("concepts", "labels", "relations")) >= 8
+    with pa.memory_map(str(root / "small" / "labels.arrow"), "r") as src:
+        assert pa.ipc.open_file(src).num_record_batches > 5
+
+
+@pytest.mark.parametrize("other", ["many", "small"])
+def test_bucketed_store_equals_one_bucket_store(builds, other):
+    _, root, *_ = builds
+    a, b = _contents(root / "one"), _contents(root / other)
+    assert sorted(a) == sorted(b)
+    for k in a:
+        if isinstance(a[k], np.ndarray):
+            assert a[k].dtype == b[k].dtype, k
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        else:
+            assert a[k] == b[k], k
+
+
+def test_bucketed_store_answers_as_read_rrf(builds):
+    meta, root, *_ = builds
+    st, mem = KnowledgeGraph.open(root / "small"), read_rrf(meta).to_kg()
+    assert st.concepts() == mem.concepts()
+    assert st.relations() == mem.relations()
+    cs = mem.concepts()
+    for c in cs[::41]:
+        for q in (c.id, c.name, c.name.upper(), *c.xrefs[:1], c.name.split()[0]):
+            assert st.lookup(q, limit=5) == mem.lookup(q, limit=5), q
+        assert st.neighbors(c.id, direction="both") == mem.neighbors(c.id, direction="both")
+    for i in range(0, len(cs) - 2, 101):
+        f = [cs[i].id, cs[i + 1].id]
+        assert st.diagnose(f, top_k=5).to_dict() == mem.diagnose(f, top_k=5).to_dict()
+
+
+def test_bucketed_diagnosis_index_matches_in_memory_definition(builds):
+    _, root, _, _, small = builds
+    be = KnowledgeGraph.open(root / "small").backend
+    spec = [tuple(p) for p in small["diagnosis"]]
+    assert spec  # the generated release has has_manifestation and friends
+    is_dis = semantic_disease_mask(be.meta["semantic_types"], np.asarray(be.sty_ptr), np.asarray(be.sty))
+    ref = diagnosis_arrays(spec, np.asarray(be.head), np.asarray(be.rel), np.asarray(be.tail),
+                           be.relation_type_names, is_dis, len(be.cui))
+    assert len(ref["f_edges"]) > 50 and len(ref["par_edges"]) > 50
+    for k in DIAG_ARRAYS:
+        got = np.load(root / "small" / "diag" / f"{k}.npy")
+        assert got.dtype == np.asarray(ref[k]).dtype, k
+        np.testing.assert_array_equal(got, ref[k], err_msg=k)
