@@ -47,7 +47,7 @@ def process(args: Sequence[str]) -> int:
     cfg = compose(hydra)
     batch = dict(own["batch"])
     out = own.get("output_dir") or f"outputs/cohort_{cfg['data'].get('source')}"
-    known = {"size", "max_in_flight", "dynamic", "resume", "overwrite", "plots"}
+    known = {"size", "max_in_flight", "micro_batch", "dynamic", "resume", "overwrite", "plots"}
     unknown = sorted(set(batch) - known)
     if unknown:
         raise ConfigError(f"unknown batch key(s) {unknown}; valid: {sorted(known)}")
@@ -60,6 +60,7 @@ def process(args: Sequence[str]) -> int:
         executor=executor,
         batch_size=int(batch.get("size", 64)),
         max_in_flight=batch.get("max_in_flight"),
+        micro_batch=int(batch.get("micro_batch", 16)),
         dynamic=bool(batch.get("dynamic", True)),
         cache_dir=own.get("cache_dir"),
         resume=bool(batch.get("resume", True)),

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 from typing import Any
 
 from graphbrain.errors import ConfigError, MissingDependencyError
 
 EXECUTORS = ("serial", "process", "dask")
+_END = object()
 
 
 def _worker_init() -> None:
@@ -46,7 +49,17 @@ class Executor:
     def map_unordered(
         self, fn: Callable[..., Any], items: Iterable[Any], *args: Any, max_in_flight: int = 64,
         on_error: Callable[[Any, BaseException], Any] | None = None,
+        split: Callable[[Any], list[Any] | None] | None = None,
     ) -> Iterator[Any]:
+        """Yield ``fn(item, *args)`` for every item, in completion order.
+
+        When running an item fails in the executor itself (its worker process died:
+        OOM killer, a segfault, ``os._exit``), ``split(item)`` may cut it into smaller
+        items (a micro-batch into its subjects), which are then run on their own, so
+        only the item at fault is lost; an item that cannot be split (``split`` is
+        ``None`` or returns ``None``) gives ``on_error(item, error)`` (re-raised when
+        ``on_error`` is ``None``).
+        """
         raise NotImplementedError
 
     def close(self) -> None:
@@ -65,7 +78,7 @@ class Executor:
 class SerialExecutor(Executor):
     name = "serial"
 
-    def map_unordered(self, fn, items, *args, max_in_flight=64, on_error=None):  # type: ignore[override]
+    def map_unordered(self, fn, items, *args, max_in_flight=64, on_error=None, split=None):  # type: ignore[override]
         for item in items:
             try:
                 yield fn(item, *args)
@@ -76,7 +89,16 @@ class SerialExecutor(Executor):
 
 
 class ProcessExecutor(Executor):
-    """A local process pool (``mp_context``: ``spawn``, ``forkserver`` or ``fork``)."""
+    """A local process pool (``mp_context``: ``spawn``, ``forkserver`` or ``fork``).
+
+    A worker process that dies (killed by a signal, ``os._exit``, a crash in native
+    code) breaks a :class:`~concurrent.futures.ProcessPoolExecutor` for good, and every
+    item in flight fails with it without saying which one killed the worker. So the pool
+    is rebuilt and the items in flight are run again one at a time ("isolation"): the
+    innocent ones complete, the guilty one kills its worker again and is split (a
+    micro-batch into its subjects, each again on its own) or reported through
+    ``on_error``; then the run goes on at full width.
+    """
 
     name = "process"
 
@@ -85,30 +107,89 @@ class ProcessExecutor(Executor):
 
         self.n_workers = int(n_workers or os.cpu_count() or 1)
         try:
-            ctx = mp.get_context(mp_context)
+            self._ctx = mp.get_context(mp_context)
         except ValueError as err:
             raise ConfigError(f"executor.mp_context must be spawn, forkserver or fork, got {mp_context!r}") from err
-        self._pool = ProcessPoolExecutor(max_workers=self.n_workers, mp_context=ctx, initializer=_worker_init)
+        self.restarts = 0
+        self._pool = self._new_pool()
 
-    def map_unordered(self, fn, items, *args, max_in_flight=64, on_error=None):  # type: ignore[override]
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.n_workers, mp_context=self._ctx, initializer=_worker_init)
+
+    def _restart(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._new_pool()
+        self.restarts += 1
+
+    def _isolated(self, fn, item, args, on_error, split):  # type: ignore[no-untyped-def]
+        """Run one suspect item alone; split it or report it if it kills its worker again."""
+        try:
+            yield self._pool.submit(fn, item, *args).result()
+            return
+        except BrokenProcessPool as err:
+            self._restart()
+            parts = split(item) if split is not None else None
+            if parts is not None and len(parts) > 1:
+                for part in parts:
+                    yield from self._isolated(fn, part, args, on_error, split)
+                return
+            if on_error is None:
+                raise
+            yield on_error(item, err)
+        except Exception as err:  # noqa: BLE001 - e.g. an item that cannot be pickled
+            if on_error is None:
+                raise
+            yield on_error(item, err)
+
+    def map_unordered(self, fn, items, *args, max_in_flight=64, on_error=None, split=None):  # type: ignore[override]
         it = iter(items)
         pending: dict[Future[Any], Any] = {}
-        for item in islice(it, max_in_flight):
-            pending[self._pool.submit(fn, item, *args)] = item
-        while pending:
+        backlog: deque[Any] = deque()  # refused by a pool that broke before they were submitted
+
+        def refill() -> None:
+            while len(pending) < max_in_flight:
+                nxt = backlog.popleft() if backlog else next(it, _END)
+                if nxt is _END:
+                    return
+                try:
+                    pending[self._pool.submit(fn, nxt, *args)] = nxt
+                except BrokenProcessPool:
+                    backlog.appendleft(nxt)
+                    return
+
+        refill()
+        while pending or backlog:
+            if not pending:  # broken while nothing of ours was in flight
+                self._restart()
+                refill()
+                continue
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            suspects: list[Any] = []
             for fut in done:
                 item = pending.pop(fut)
                 try:
                     res = fut.result()
-                except Exception as err:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
+                except BrokenProcessPool:
+                    suspects.append(item)
+                    continue
+                except Exception as err:  # noqa: BLE001
                     if on_error is None:
                         raise
                     res = on_error(item, err)
                 yield res
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending[self._pool.submit(fn, nxt, *args)] = nxt
+            if suspects:
+                # The pool is broken: the other items in flight fail too (or finished first).
+                wait(pending)
+                for fut, item in list(pending.items()):
+                    if fut.exception() is None:
+                        yield fut.result()
+                    else:
+                        suspects.append(item)
+                pending.clear()
+                self._restart()
+                for item in suspects:
+                    yield from self._isolated(fn, item, args, on_error, split)
+            refill()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -140,7 +221,7 @@ class DaskExecutor(Executor):
             self._client = Client(self._cluster)
         self._client.run(_worker_init)
 
-    def map_unordered(self, fn, items, *args, max_in_flight=64, on_error=None):  # type: ignore[override]
+    def map_unordered(self, fn, items, *args, max_in_flight=64, on_error=None, split=None):  # type: ignore[override]
         from distributed import as_completed
 
         it = iter(items)
@@ -154,7 +235,15 @@ class DaskExecutor(Executor):
             item = keyed.pop(fut.key)
             try:
                 res = fut.result()
-            except Exception as err:  # noqa: BLE001 - a lost worker, a killed process
+            except Exception as err:  # noqa: BLE001 - a lost worker (KilledWorker), a killed process
+                parts = split(item) if split is not None else None
+                if parts is not None and len(parts) > 1:
+                    fut.release()
+                    for part in parts:  # each part on its own: only the guilty one is lost
+                        f2 = self._client.submit(fn, part, *args, pure=False)
+                        keyed[f2.key] = part
+                        ac.add(f2)
+                    continue
                 if on_error is None:
                     raise
                 res = on_error(item, err)

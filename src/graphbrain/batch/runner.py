@@ -44,7 +44,7 @@ from graphbrain.batch import atomic
 from graphbrain.batch.executors import Executor, make_executor
 from graphbrain.batch.qc import QCThresholds, plot_cohort_qc
 from graphbrain.batch.tasks import Plan, SubjectTask, plan_tasks
-from graphbrain.batch.worker import Settings, process_subject
+from graphbrain.batch.worker import Settings, process_batch
 from graphbrain.data.records import Cohort
 from graphbrain.errors import ConfigError
 
@@ -177,6 +177,16 @@ def _acquire_lock(out: Path) -> Path:
                 raise ConfigError(f"{out}: another process (pid {pid}) is processing this run folder; wait or remove {lock}")
     atomic.write_text(lock, str(os.getpid()))
     return lock
+
+
+def _failure_outcomes(tasks: list[SubjectTask], err: BaseException) -> list[dict[str, Any]]:
+    """The outcomes of a micro-batch whose worker died (after isolation: one subject)."""
+    return [_failure_outcome(t, err) for t in tasks]
+
+
+def _split(tasks: list[SubjectTask]) -> list[list[SubjectTask]] | None:
+    """A micro-batch that lost its worker is retried subject by subject."""
+    return [[t] for t in tasks] if len(tasks) > 1 else None
 
 
 def _failure_outcome(task: SubjectTask, err: BaseException) -> dict[str, Any]:
@@ -371,6 +381,7 @@ def process_cohort(
     executor: str | Mapping[str, Any] | Executor | None = "serial",
     batch_size: int = 64,
     max_in_flight: int | None = None,
+    micro_batch: int = 16,
     dynamic: bool = True,
     cache_dir: str | Path | None = None,
     resume: bool = True,
@@ -394,6 +405,10 @@ def process_cohort(
             "address": "tcp://host:8786"}``) or an :class:`Executor`.
         batch_size: subjects per committed part (the unit lost by a kill).
         max_in_flight: subjects submitted at once (default ``2 * batch_size``).
+        micro_batch: subjects per task: a worker loads and QCs each subject on its own,
+            then computes the connectomes of the micro-batch with the batched kernels (if
+            that step fails, the subjects are redone one by one, so only the bad one is
+            recorded). 1 gives one task per subject.
         dynamic: also compute sliding-window connectomes.
         cache_dir: the content-hash store (default ``output_dir/cache``; share it between
             runs to reuse connectomes).
@@ -409,6 +424,8 @@ def process_cohort(
     """
     if int(batch_size) < 1:
         raise ConfigError(f"batch.size must be >= 1, got {batch_size}")
+    if int(micro_batch) < 1:
+        raise ConfigError(f"batch.micro_batch must be >= 1, got {micro_batch}")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     conn = {k: v for k, v in dict(connectome or {}).items() if k in CONNECTOME_KEYS}
@@ -421,14 +438,14 @@ def process_cohort(
     lock = _acquire_lock(out)
     try:
         return _run(out, data, plan, settings, thresholds, executor, int(batch_size), max_in_flight,
-                    resume, overwrite, progress, plots)
+                    int(micro_batch), resume, overwrite, progress, plots)
     finally:
         lock.unlink(missing_ok=True)
 
 
 def _run(out: Path, data: Any, plan: Plan, settings: Settings, thresholds: QCThresholds, executor: Any,
-         batch_size: int, max_in_flight: int | None, resume: bool, overwrite: bool, progress: bool,
-         plots: bool) -> BatchResult:
+         batch_size: int, max_in_flight: int | None, micro_batch: int, resume: bool, overwrite: bool,
+         progress: bool, plots: bool) -> BatchResult:
     parts = out / "parts"
     run_path = out / RUN_FILE
     fp = _fingerprint(data, plan, settings)
@@ -465,10 +482,15 @@ def _run(out: Path, data: Any, plan: Plan, settings: Settings, thresholds: QCThr
     try:
         bar = tqdm(total=len(plan.tasks), initial=len(plan.tasks) - len(pending), unit="subj",
                    desc="cohort", disable=not progress, smoothing=0.05)
-        for outcome in ex.map_unordered(process_subject, pending, settings,
-                                        max_in_flight=max_in_flight or 2 * batch_size, on_error=_failure_outcome):
-            writer.add(outcome)
-            bar.update(1)
+        limit = max_in_flight or 2 * batch_size  # subjects in flight: bounds the driver's memory
+        micro = min(micro_batch, limit)
+        chunks = (pending[i:i + micro] for i in range(0, len(pending), micro))
+        in_flight = max(1, limit // micro)
+        for outcomes in ex.map_unordered(process_batch, chunks, settings, max_in_flight=in_flight,
+                                         on_error=_failure_outcomes, split=_split):
+            for outcome in outcomes:
+                writer.add(outcome)
+            bar.update(len(outcomes))
         writer.flush()
         bar.close()
     finally:

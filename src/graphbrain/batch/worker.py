@@ -23,6 +23,7 @@ import numpy as np
 from graphbrain.batch.atomic import save_npy
 from graphbrain.batch.qc import QCThresholds, compute_qc, fd_from_confounds
 from graphbrain.batch.tasks import SubjectTask, confounds_of, load_subject
+from graphbrain.data.records import Subject
 from graphbrain.errors import ConfigError, DataError
 
 #: DataError reasons that are findings about the data (the subject is excluded), not
@@ -77,44 +78,75 @@ def _ts_hash(ts: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _cached(cache: Path, what: str, ts: np.ndarray, params: dict[str, Any], compute: Any) -> tuple[np.ndarray, str, bool]:
-    """(array, key, hit): read ``<cache>/<what>/<key>.npy`` or compute and store it."""
+def _lookup(cache: Path, what: str, ts: np.ndarray, params: dict[str, Any]) -> tuple[str, np.ndarray | None]:
+    """(key, array or None): ``<cache>/<what>/<key>.npy`` if it exists and parses."""
     from graphbrain.cache import content_key
 
     key = content_key([ts], {"what": what, **params})
     path = cache / what / f"{key}.npy"
     if path.exists():
         try:
-            return np.load(path, allow_pickle=False), key, True
+            return key, np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError):
             path.unlink(missing_ok=True)  # a torn entry from an old crash: recompute
-    arr = np.asarray(compute(), dtype=np.float32)
-    save_npy(path, arr, durable=False)  # a store entry torn by a power cut is detected above
-    return arr, key, False
+    return key, None
 
 
-def _static_fc(ts: np.ndarray, s: Settings) -> np.ndarray:
+def _store(cache: Path, what: str, key: str, arr: np.ndarray) -> np.ndarray:
+    arr = np.asarray(arr, dtype=np.float32)
+    save_npy(cache / what / f"{key}.npy", arr, durable=False)  # a torn entry is detected by _lookup
+    return arr
+
+
+def _cached(cache: Path, what: str, ts: np.ndarray, params: dict[str, Any], compute: Any) -> tuple[np.ndarray, str, bool]:
+    """(array, key, hit): read ``<cache>/<what>/<key>.npy`` or compute and store it."""
+    key, arr = _lookup(cache, what, ts, params)
+    if arr is not None:
+        return arr, key, True
+    return _store(cache, what, key, compute()), key, False
+
+
+def _static_fc(ts: np.ndarray | list[np.ndarray], s: Settings) -> np.ndarray:
+    """Static connectome ``(R, R)`` of one series, or ``(N, R, R)`` of a list of series with
+    the same ROI count (the batched kernels: one Gram product per scan length)."""
     from graphbrain.connectome.static import ConnectivityTransformer
 
+    xs = ts if isinstance(ts, list) else [ts]
     t = ConnectivityTransformer(kind=s.kind, estimator=s.estimator, fisher_z=s.fisher_z)
-    return t.fit([ts]).transform([ts])[0]
+    fc = t.fit(xs).transform(xs)
+    return fc if isinstance(ts, list) else fc[0]
 
 
-def _dynamic_fc(ts: np.ndarray, tr: float | None, s: Settings) -> np.ndarray:
-    from graphbrain.connectome.dynamic import seconds_to_timepoints, sliding_window_fc
-    window = s.window
+def _window(tr: float | None, s: Settings) -> int:
+    from graphbrain.connectome.dynamic import seconds_to_timepoints
+
     if s.window_seconds is not None:
         if tr is None:
             raise DataError("connectome.window_seconds needs the TR, which is unknown for this scan", reason="missing_tr")
-        window = seconds_to_timepoints(s.window_seconds, tr)
-    fc = sliding_window_fc(ts, int(window), int(s.stride), backend="numpy", fisher_z=s.fisher_z)
+        return int(seconds_to_timepoints(s.window_seconds, tr))
+    return int(s.window)  # type: ignore[arg-type]
+
+
+def _dynamic_fc(ts: np.ndarray, tr: float | None, s: Settings) -> np.ndarray:
+    """``(W, R(R-1)/2)`` for one ``(T, R)`` series, or ``(B, W, R(R-1)/2)`` for a ``(B, T, R)``
+    stack (one batched sliding-window kernel call)."""
+    from graphbrain.connectome.dynamic import sliding_window_fc
+
+    fc = sliding_window_fc(ts, _window(tr, s), int(s.stride), backend="numpy", fisher_z=s.fisher_z)
     iu = np.triu_indices(fc.shape[-1], k=1)
-    return fc[:, iu[0], iu[1]]  # (W, R(R-1)/2): each window's upper triangle, np.triu_indices order
+    return fc[..., iu[0], iu[1]]  # each window's upper triangle, np.triu_indices order
 
 
-def process_subject(task: SubjectTask, settings: Settings) -> dict[str, Any]:
-    """Process one subject; returns its outcome (never raises)."""
-    t0 = time.perf_counter()
+def _static_params(s: Settings) -> dict[str, Any]:
+    return {"kind": s.kind, "estimator": s.estimator, "fisher_z": s.fisher_z}
+
+
+def _dynamic_params(s: Settings, tr: float | None) -> dict[str, Any]:
+    return {"window": s.window, "window_seconds": s.window_seconds, "tr": tr, "stride": s.stride,
+            "fisher_z": s.fisher_z}
+
+
+def _outcome(task: SubjectTask) -> dict[str, Any]:
     status: dict[str, Any] = {
         "index": task.index,
         "subject_id": task.subject_id,
@@ -131,9 +163,31 @@ def process_subject(task: SubjectTask, settings: Settings) -> dict[str, Any]:
         "n_windows": None,
         "cache_hit": None,
     }
-    out: dict[str, Any] = {"status": status, "qc": None, "tsnr": None, "features": None, "error": None, "roi_names": None}
+    return {"status": status, "qc": None, "tsnr": None, "features": None, "error": None, "roi_names": None}
+
+
+def _data_error(out: dict[str, Any], task: SubjectTask, stage: str, err: DataError) -> None:
+    if err.reason not in VALIDATION_REASONS:
+        _record_failure(out, task, stage, err)
+    else:  # a reader's own validation (NaN, too short, no label ...): an exclusion
+        out["status"].update(status="excluded", reason=err.reason, message=str(err))
+
+
+def _dynamic_excluded(out: dict[str, Any], err: DataError) -> bool:
+    """A scan too short for the windows, or without the TR a window in seconds needs: excluded."""
+    if err.reason in ("too_short", "missing_tr"):
+        out["status"].update(status="excluded", reason=err.reason, message=f"dynamic FC: {err}")
+        return True
+    return False
+
+
+def _prepare(task: SubjectTask, settings: Settings, thr: QCThresholds) -> tuple[dict[str, Any], Subject | None]:
+    """load -> validate -> QC of one subject (never raises): ``(outcome, subject)``, the
+    subject ``None`` when the outcome is final (excluded or failed)."""
+    t0 = time.perf_counter()
+    out = _outcome(task)
+    status = out["status"]
     stage = "load"
-    thr = QCThresholds.from_dict(settings.thresholds)
     try:
         subj = load_subject(task)
         status.update(
@@ -152,7 +206,7 @@ def process_subject(task: SubjectTask, settings: Settings) -> dict[str, Any]:
             check_subject(subj, min_timepoints=1, n_rois=settings.n_rois, constant_roi="keep")
         except DataError as err:
             status.update(status="excluded", reason=err.reason, message=str(err))
-            return out
+            return out, None
         ts = subj.timeseries
         status["ts_sha256"] = _ts_hash(ts)
         stage = "qc"
@@ -164,36 +218,139 @@ def process_subject(task: SubjectTask, settings: Settings) -> dict[str, Any]:
         failed = thr.check(qc)
         if failed:
             status.update(status="excluded", reason=failed[0][0], message="; ".join(m for _, m in failed))
-            return out
-        stage = "static_fc"
+            return out, None
+        return out, subj
+    except DataError as err:
+        _data_error(out, task, stage, err)
+    except Exception as err:  # noqa: BLE001 - per-subject isolation: record and go on
+        _record_failure(out, task, stage, err)
+    finally:
+        status["seconds"] = time.perf_counter() - t0
+    return out, None
+
+
+def process_subject(task: SubjectTask, settings: Settings) -> dict[str, Any]:
+    """Process one subject; returns its outcome (never raises)."""
+    t0 = time.perf_counter()
+    thr = QCThresholds.from_dict(settings.thresholds)
+    out, subj = _prepare(task, settings, thr)
+    if subj is None:
+        return out
+    status = out["status"]
+    ts = subj.timeseries
+    stage = "static_fc"
+    try:
         cache = Path(settings.cache_dir)
-        params = {"kind": settings.kind, "estimator": settings.estimator, "fisher_z": settings.fisher_z}
-        fc, key, hit = _cached(cache, "static", ts, params, lambda: _static_fc(ts, settings))
+        fc, key, hit = _cached(cache, "static", ts, _static_params(settings), lambda: _static_fc(ts, settings))
         status.update(static_key=key, cache_hit=hit)
         iu = np.triu_indices(fc.shape[0], k=1)
         out["features"] = np.asarray(fc[iu], dtype=np.float32)
         if settings.dynamic:
             stage = "dynamic_fc"
-            dparams = {"window": settings.window, "window_seconds": settings.window_seconds, "tr": subj.tr,
-                       "stride": settings.stride, "fisher_z": settings.fisher_z}
+            dparams = _dynamic_params(settings, subj.tr)
             try:
                 dfc, dkey, dhit = _cached(cache, "dynamic", ts, dparams, lambda: _dynamic_fc(ts, subj.tr, settings))
             except DataError as err:
-                if err.reason in ("too_short", "missing_tr"):
-                    status.update(status="excluded", reason=err.reason, message=f"dynamic FC: {err}")
+                if _dynamic_excluded(out, err):
                     return out
                 raise
             status.update(dynamic_key=dkey, n_windows=int(dfc.shape[0]), cache_hit=hit and dhit)
     except DataError as err:
-        if err.reason not in VALIDATION_REASONS:
-            _record_failure(out, task, stage, err)
-        else:  # a reader's own validation (NaN, too short, no label ...): an exclusion
-            status.update(status="excluded", reason=err.reason, message=str(err))
+        _data_error(out, task, stage, err)
     except Exception as err:  # noqa: BLE001 - per-subject isolation: record and go on
         _record_failure(out, task, stage, err)
     finally:
         status["seconds"] = time.perf_counter() - t0
     return out
+
+
+def process_batch(tasks: list[SubjectTask], settings: Settings) -> list[dict[str, Any]]:
+    """Process a micro-batch of subjects; returns their outcomes in task order (never raises).
+
+    Each subject is loaded, validated and QC'd on its own (a bad file is recorded and
+    the others go on); the connectomes of the subjects that pass are computed together
+    with the batched kernels (static FC: one Gram product per scan length; dynamic FC:
+    one sliding-window call per scan length and window). If that batched step raises,
+    every subject of the micro-batch is processed again alone with
+    :func:`process_subject`, so only the subject at fault is recorded as failed. The
+    outcomes equal :func:`process_subject`'s (``tests/batch/test_micro_batch.py``).
+    """
+    if len(tasks) <= 1:
+        return [process_subject(t, settings) for t in tasks]
+    try:
+        return _process_batched(tasks, settings)
+    except Exception:  # noqa: BLE001 - isolate: each subject alone, only the bad one is recorded
+        return [process_subject(t, settings) for t in tasks]
+
+
+def _batched(cache: Path, what: str, items: list[tuple[np.ndarray, dict[str, Any], Any]],
+             compute: Any) -> list[tuple[np.ndarray | DataError, str, bool]]:
+    """Store lookups for every ``(series, params, group)``, then ONE ``compute(series_list,
+    group)`` per group of misses; ``[(array or the group's DataError, key, hit)]``."""
+    res: list[Any] = [None] * len(items)
+    groups: dict[Any, list[int]] = {}
+    for i, (ts, params, group) in enumerate(items):
+        key, arr = _lookup(cache, what, ts, params)
+        res[i] = (arr, key, arr is not None)
+        if arr is None:
+            groups.setdefault(group, []).append(i)
+    for group, idx in groups.items():
+        try:
+            arrs = compute([items[i][0] for i in idx], group)
+        except DataError as err:  # e.g. scans too short for the windows: the whole group
+            for i in idx:
+                res[i] = (err, res[i][1], False)
+            continue
+        for i, arr in zip(idx, arrs, strict=True):
+            res[i] = (_store(cache, what, res[i][1], arr), res[i][1], False)
+    return res
+
+
+def _process_batched(tasks: list[SubjectTask], settings: Settings) -> list[dict[str, Any]]:
+    thr = QCThresholds.from_dict(settings.thresholds)
+    prepared = [_prepare(t, settings, thr) for t in tasks]
+    live = [(out, subj) for out, subj in prepared if subj is not None]
+    if not live:
+        return [out for out, _ in prepared]
+    t0 = time.perf_counter()
+    cache = Path(settings.cache_dir)
+    sp = _static_params(settings)
+    static = _batched(
+        cache, "static", [(s.timeseries, sp, s.timeseries.shape[1]) for _, s in live],
+        lambda xs, _r: _static_fc(xs, settings),
+    )
+    for (out, _), (fc, key, hit) in zip(live, static, strict=True):
+        if isinstance(fc, DataError):
+            raise fc  # not expected after validation: let process_subject record it per subject
+        out["status"].update(static_key=key, cache_hit=hit)
+        iu = np.triu_indices(fc.shape[0], k=1)
+        out["features"] = np.asarray(fc[iu], dtype=np.float32)
+    if settings.dynamic:
+        items, todo = [], []
+        for out, s in live:
+            try:
+                window = _window(s.tr, settings)
+            except DataError as err:
+                if not _dynamic_excluded(out, err):
+                    raise
+                continue
+            items.append((s.timeseries, _dynamic_params(settings, s.tr), (s.timeseries.shape, window, s.tr)))
+            todo.append(out)
+
+        def compute(xs: list[np.ndarray], group: tuple[Any, int, float | None]) -> np.ndarray:
+            return _dynamic_fc(np.stack(xs), group[2], settings)
+
+        for out, (dfc, dkey, dhit) in zip(todo, _batched(cache, "dynamic", items, compute), strict=True):
+            if isinstance(dfc, DataError):
+                if not _dynamic_excluded(out, dfc):
+                    raise dfc
+                continue
+            out["status"].update(dynamic_key=dkey, n_windows=int(dfc.shape[0]),
+                                 cache_hit=out["status"]["cache_hit"] and dhit)
+    share = (time.perf_counter() - t0) / len(live)
+    for out, _ in live:
+        out["status"]["seconds"] += share
+    return [out for out, _ in prepared]
 
 
 def _record_failure(out: dict[str, Any], task: SubjectTask, stage: str, err: BaseException) -> None:
