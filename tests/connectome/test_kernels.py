@@ -153,3 +153,47 @@ def test_float32_input_with_large_offset_stays_within_1e5():
     got = kernels.connectivity(xs, "correlation")
     ref = _nilearn([x.astype(np.float64) for x in xs], "correlation", "ledoit_wolf")
     np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def mixed_offsets():
+    # 19 subjects (three chunks of the numpy back end), mixed lengths; most have means small
+    # against their RMS (the uncentred Gram + rank-1 path), some large (centred first)
+    rng = np.random.default_rng(7)
+    mix = rng.standard_normal((15, 15)) / 4
+    out = []
+    for i in range(19):
+        x = rng.standard_normal((50 + 10 * (i % 3), 15)) @ mix
+        x -= x.mean(0)
+        x += (20.0 if i % 5 == 0 else 0.05) * rng.standard_normal(15) * x.std(0)
+        out.append(x.astype(np.float32) if i % 2 else x)
+    return out
+
+
+@pytest.mark.parametrize("estimator", ["ledoit_wolf", "empirical"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_uncentred_and_centred_paths_equal_nilearn(mixed_offsets, kind, estimator):
+    means = np.array([np.max(np.abs(x.mean(0)) / x.std(0)) for x in mixed_offsets])
+    assert (means < 0.2).sum() >= 10 and (means > 5).sum() >= 3  # both paths are taken
+    ref = _nilearn([np.asarray(x, dtype=np.float64) for x in mixed_offsets], kind, estimator)
+    for out_dtype in ("float64", "float32"):
+        got = kernels.connectivity(mixed_offsets, kind, estimator, out_dtype=out_dtype)
+        assert got.dtype == np.dtype(out_dtype)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * max(1.0, np.abs(ref).max()))
+
+
+def test_non_finite_input_is_named_and_undefined_entries_can_be_zeroed(mixed_offsets):
+    bad = [x.copy() for x in mixed_offsets]
+    bad[11][3, 2] = np.nan
+    with pytest.raises(DataError, match="time series 11 contains NaN"):
+        kernels.connectivity(bad)
+    bad[11][3, 2] = np.inf
+    with pytest.raises(DataError, match="time series 11 contains NaN/Inf"):
+        kernels.connectivity(bad, "covariance")
+    const = [x.copy() for x in mixed_offsets]
+    const[9][:, 4] = 2.5  # constant ROI: empirical correlation undefined (NaN as in nilearn)
+    raw = kernels.connectivity(const, estimator="empirical")
+    assert np.isnan(raw[9, 4, :4]).all() and np.isfinite(np.delete(raw, 9, 0)).all()
+    zeroed = kernels.connectivity(const, estimator="empirical", finite=True)
+    assert np.all(zeroed[9, 4, np.arange(15) != 4] == 0) and zeroed[9, 4, 4] == 1
+    np.testing.assert_array_equal(np.nan_to_num(raw, nan=0.0), zeroed)

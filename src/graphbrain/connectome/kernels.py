@@ -266,6 +266,150 @@ def _group_fc(ops: _Ops, x: Any, kind: str, estimator: str, gram_dtype: str) -> 
     return -_cov_to_corr(ops, prec) + 2.0 * ops.eye(prec.shape[-1], prec)
 
 
+# --- numpy back end: subjects streamed in chunks, every O(T R) pass on cache-hot data ------
+_CHUNK = 8  # subjects per chunk: their series (~100 kB each) and Grams stay in L2/L3
+_OFFSET_R2 = 1.0 / 16.0  # largest (mean / RMS)^2 of a ROI for the uncentred Gram
+
+
+_ONES: dict[tuple[int, str], np.ndarray] = {}
+
+
+def _ones(t: int, dtype: np.dtype) -> np.ndarray:
+    key = (t, np.dtype(dtype).str)
+    v = _ONES.get(key)
+    if v is None:
+        v = _ONES[key] = np.ones(t, dtype=dtype)
+        v.flags.writeable = False
+    return v
+
+
+class _NonFinite(Exception):
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+def _np_chunk_stats(sub: list[np.ndarray], gdt: np.dtype, c0: int) -> tuple[np.ndarray, np.ndarray, list, np.ndarray]:
+    """Centred Grams ``(k, R, R)`` (``gdt``), column means ``(k, R)`` (float64), the series in
+    ``gdt`` and their lengths ``(k,)`` for one chunk of subjects.
+
+    The Gram is taken on the series as given (``G = X^T X``, one BLAS call per subject,
+    ``syrk``) and centred by the rank-1 update ``G - T m m^T``; that is exact to rounding
+    when every ROI's mean is small against its RMS (``m_i^2 <= RMS_i^2 / 16``: the
+    cancellation then costs at most a factor 1.07). A subject with a larger offset (raw
+    BOLD units, a constant ROI) is centred first in float64 and its Gram recomputed.
+    """
+    k, r = len(sub), sub[0].shape[1]
+    g = np.empty((k, r, r), dtype=gdt)
+    s = np.empty((k, r), dtype=gdt)
+    xs = []
+    for j, x in enumerate(sub):
+        if x.dtype != gdt:
+            x = x.astype(gdt)
+        np.matmul(x.T, x, out=g[j])  # same buffer -> BLAS syrk
+        np.matmul(_ones(x.shape[0], gdt), x, out=s[j])  # column sums: BLAS gemv, x still in cache
+        xs.append(x)
+    t = np.array([x.shape[0] for x in sub], dtype=np.float64)
+    s = s.astype(np.float64)
+    if not np.isfinite(s).all():  # a NaN/Inf anywhere in a series makes its column sum non-finite
+        for j, x in enumerate(sub):
+            if not np.isfinite(s[j]).all() or not np.isfinite(x).all():
+                raise _NonFinite(c0 + j)
+    m = s / t[:, None]
+    dg = g.diagonal(0, 1, 2).astype(np.float64)  # T (var + m^2) per ROI
+    far = (m * m * t[:, None] > _OFFSET_R2 * dg).any(1)
+    for j in np.flatnonzero(far):
+        x64 = np.asarray(sub[j], dtype=np.float64)
+        xc = (x64 - x64.mean(0)).astype(gdt, copy=False)
+        np.matmul(xc.T, xc, out=g[j])
+        xs[j] = xc
+        m[j] = 0.0
+    c = (m * np.sqrt(t)[:, None]).astype(gdt)  # 0 for the subjects centred above
+    g -= c[:, :, None] * c[:, None, :]
+    return g, m, xs, t
+
+
+def _np_beta(xs: list[np.ndarray], m: np.ndarray, w: np.ndarray | None, t: np.ndarray) -> np.ndarray:
+    """``sum_t ||(x_t - m) * sqrt(w)||^4 / T`` per subject (Ledoit-Wolf's ``beta_``), float64."""
+    out = np.empty(len(xs), dtype=np.float64)
+    for j, x in enumerate(xs):
+        y = x - m[j].astype(x.dtype)
+        np.square(y, out=y)
+        q = y.sum(1) if w is None else y @ w[j].astype(x.dtype)
+        out[j] = float(np.dot(q.astype(np.float64, copy=False), q)) / t[j]
+    return out
+
+
+def _lw_shrink(s_tr: np.ndarray, delta_: np.ndarray, beta_: np.ndarray, r: int, t: np.ndarray) -> tuple:
+    """sklearn's closed form from ``tr(S)``, ``||S||_F^2`` and ``beta_`` (all ``(k,)`` float64)."""
+    mu = s_tr / r
+    beta = (beta_ - delta_) / (r * t)
+    delta = (delta_ - 2.0 * mu * s_tr + r * mu * mu) / r
+    beta = np.minimum(beta, delta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shrink = np.where(beta == 0, 0.0, beta / np.where(beta == 0, 1.0, delta))
+    return shrink, mu
+
+
+def _np_connectivity(xs: list[np.ndarray], kind: str, estimator: str, gdt: np.dtype, out_dtype: str,
+                     finite: bool) -> np.ndarray:
+    n, r = len(xs), int(xs[0].shape[1])
+    out = np.empty((n, r, r), dtype=out_dtype)
+    diag_idx = np.arange(r)
+    for c0 in range(0, n, _CHUNK):
+        sub = xs[c0 : c0 + _CHUNK]
+        g, m, cx, t = _np_chunk_stats(sub, gdt, c0)
+        o = out[c0 : c0 + len(sub)]
+        if kind == "correlation":
+            # nilearn z-scores (ddof=1, std < eps -> 1): S_z = Gc / (T d_i d_j)
+            d = np.sqrt(g.diagonal(0, 1, 2).astype(np.float64) / (t - 1)[:, None])
+            d[d < _EPS64] = 1.0
+            inv_d = 1.0 / d
+            a = (inv_d / np.sqrt(t)[:, None]).astype(gdt)
+            g *= a[:, :, None]
+            g *= a[:, None, :]  # g is now S_z
+            if estimator == "empirical":
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    u = (1.0 / np.sqrt(g.diagonal(0, 1, 2).astype(np.float64))).astype(gdt)
+                    np.multiply(g, u[:, :, None], out=o)
+                    o *= u[:, None, :]
+            else:
+                delta_ = np.einsum("bij,bij->b", g, g).astype(np.float64)  # f32 sum: rel. 1e-7
+                sd = g.diagonal(0, 1, 2).astype(np.float64)
+                shrink, mu = _lw_shrink(sd.sum(1), delta_, _np_beta(cx, m, inv_d * inv_d, t), r, t)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    u = 1.0 / np.sqrt((1.0 - shrink)[:, None] * sd + (shrink * mu)[:, None])
+                np.multiply(g, ((1.0 - shrink)[:, None] * u).astype(gdt)[:, :, None], out=o)
+                o *= u.astype(gdt)[:, None, :]
+            o[:, diag_idx, diag_idx] = 1.0
+            ok = np.isfinite(u).all()
+        else:
+            s = g.astype(np.float64, copy=False)
+            s /= t[:, None, None]
+            if estimator == "ledoit_wolf":
+                delta_ = np.einsum("bij,bij->b", s, s)
+                shrink, mu = _lw_shrink(s.diagonal(0, 1, 2).sum(1), delta_, _np_beta(cx, m, None, t), r, t)
+                s *= (1.0 - shrink)[:, None, None]
+                s[:, diag_idx, diag_idx] += (shrink * mu)[:, None]
+            ok = True
+            if kind in ("covariance", "tangent"):
+                o[...] = s
+            else:
+                p = _inv(_Ops("numpy"), s, kind)
+                if kind == "precision":
+                    o[...] = p
+                else:
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        u = 1.0 / np.sqrt(p.diagonal(0, 1, 2))
+                    np.multiply(p, -u[:, :, None], out=o, casting="same_kind")
+                    o *= u[:, None, :].astype(o.dtype)
+                    o[:, diag_idx, diag_idx] = 1.0
+                    ok = np.isfinite(u).all()
+        # NaN/Inf only come from a zero or negative diagonal (u above); finite input
+        if finite and not ok:
+            np.nan_to_num(o, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return out
+
+
 def _check_args(kind: str, estimator: str, gram_dtype: str) -> str:
     k = kind.replace("_", " ")
     if k not in KERNEL_KINDS:
@@ -287,6 +431,7 @@ def connectivity(
     gram_dtype: str = "auto",
     whitening: Any = None,
     out_dtype: str = "float64",
+    finite: bool = False,
 ) -> Any:
     """Static connectomes of many subjects, ``(N, R, R)`` float64.
 
@@ -303,6 +448,13 @@ def connectivity(
         whitening: ``M^-1/2`` for the tangent kind.
         out_dtype: ``float64`` (default) or ``float32`` (saves a pass and half the memory
             when the consumer stores float32, as ``ConnectivityTransformer`` does).
+        finite: replace undefined entries (NaN/Inf: constant ROIs with the empirical
+            estimator) by 0, as ``ConnectivityTransformer`` does (numpy back end: checked per
+            chunk of subjects while it is in cache, so no extra pass over the output).
+
+    Raises:
+        DataError: a series contains NaN/Inf (numpy back end; found from the column sums
+            the kernel takes anyway, so no extra pass over the input).
 
     Returns:
         numpy array for the numpy back end, a torch tensor (on ``device``) for torch.
@@ -313,6 +465,15 @@ def connectivity(
     xs = _check_series(series)
     ops = _Ops(backend, device)
     n, r = len(xs), int(xs[0].shape[1])
+    if ops.backend == "numpy":
+        arrs = [_as_numpy(x) for x in xs]
+        try:
+            out = _np_connectivity(arrs, k, estimator, np.dtype(gram_dtype), out_dtype, finite)
+        except _NonFinite as err:
+            raise DataError(f"time series {err.index} contains NaN/Inf", reason="non_finite") from None
+        if k == "tangent" and whitening is not None:
+            out = tangent_embed(out, whitening, backend=backend, device=device)
+        return out
     out = None
     for _t, idx in group_by_length(xs).items():
         if ops.backend == "numpy":

@@ -93,7 +93,9 @@ class ConnectivityTransformer(TransformerMixin, BaseEstimator):
     def _measure(self, kind: str) -> ConnectivityMeasure:
         return ConnectivityMeasure(kind=kind, cov_estimator=_cov_estimator(self.estimator), vectorize=False)
 
-    def _check(self, X: list[np.ndarray]) -> list[np.ndarray]:
+    def _check(self, X: list[np.ndarray], finite: bool | None = None) -> list[np.ndarray]:
+        if finite is None:
+            finite = self.engine_ == "nilearn"
         if len(X) == 0:
             raise DataError("no time series given", reason="empty")
         out = []
@@ -108,9 +110,11 @@ class ConnectivityTransformer(TransformerMixin, BaseEstimator):
                 raise DataError(f"time series {i} must be (T, R), got shape {x.shape}", reason="wrong_shape")
             if r is not None and x.shape[1] != r:
                 raise DataError(f"time series {i} has {x.shape[1]} ROIs, expected {r}", reason="roi_mismatch")
-            # one read pass, no temporary: a finite sum means every value is finite; an
-            # infinite/NaN sum (or an overflow) falls back to the element-wise check
-            if not np.isfinite(x.sum()) and not np.isfinite(x).all():
+            # nilearn: one read pass, no temporary (a finite sum means every value is finite;
+            # an infinite/NaN sum or an overflow falls back to the element-wise check). The
+            # graphbrain kernels find NaN/Inf from the column sums they take anyway and raise
+            # the same DataError, so no pass over the data is spent here.
+            if finite and not np.isfinite(x.sum()) and not np.isfinite(x).all():
                 raise DataError(f"time series {i} contains NaN/Inf", reason="non_finite")
             r = x.shape[1]
             out.append(x)
@@ -118,7 +122,9 @@ class ConnectivityTransformer(TransformerMixin, BaseEstimator):
 
     def fit(self, X: list[np.ndarray], y: Any = None) -> ConnectivityTransformer:
         self.engine_  # noqa: B018 - validates the engine name before any work
-        X = self._check(X)
+        # only the tangent kind learns from the data: the others check shapes here and the
+        # values in transform (one pass, not two)
+        X = self._check(X, finite=self.kind_ == "tangent" and self.engine_ == "nilearn")
         self.n_rois_ = X[0].shape[1]
         if self.kind_ == "tangent" and self.engine_ == "graphbrain":
             covs = kernels.connectivity(X, "covariance", self.estimator)
@@ -133,8 +139,9 @@ class ConnectivityTransformer(TransformerMixin, BaseEstimator):
         if self.engine_ == "graphbrain":
 
             def compute(xs: list[np.ndarray]) -> np.ndarray:
-                # float32 out: the transformer returns float32 anyway (one pass saved)
-                return np.asarray(kernels.connectivity(xs, kind, self.estimator, out_dtype="float32"))
+                # float32 out: the transformer returns float32 anyway (one pass saved); undefined
+                # entries set to 0 inside the kernel, per chunk while in cache
+                return np.asarray(kernels.connectivity(xs, kind, self.estimator, out_dtype="float32", finite=True))
         else:
             cm = self._measure(kind)
 
@@ -172,7 +179,8 @@ class ConnectivityTransformer(TransformerMixin, BaseEstimator):
         else:
             mats = self._per_subject(X, kind)
         mats = np.asarray(mats)  # float32 (kernels) or float64 (nilearn, tangent); ours to modify
-        mats = np.nan_to_num(mats, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        if kind == "tangent" or self.engine_ == "nilearn":  # the kernels already gave 0 (finite=True)
+            mats = np.nan_to_num(mats, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         if self.fisher_z and kind in ("correlation", "partial correlation"):
             eye = np.eye(mats.shape[-1], dtype=bool)
             mats = np.where(eye, 0.0, np.arctanh(np.clip(mats, -0.999999, 0.999999)))
