@@ -152,7 +152,9 @@ def _pairs(finding_relations: Iterable[Any]) -> list[tuple[str, str]]:
             out.append((str(name), str(end)))
     return out
 
-_TYPES = ("direct", "specific", "inherited", "general", "inherited2", "sibling")
+_TYPES = ("direct", "specific", "inherited", "general", "inherited2", "sibling", "subtype", "parent")
+SCORINGS = ("ic", "legacy")
+DEFAULT_SCORING = "ic"
 _W = {"direct": 1.0, "specific": 0.8, "inherited": 0.7, "general": 0.5, "inherited2": 0.5}
 _SIBLING_W = 0.4
 _HOPS = {"direct": 1, "specific": 2, "inherited": 2, "general": 2, "inherited2": 3, "sibling": 3}
@@ -241,6 +243,256 @@ class DiagnosisResult:
             lines.append(f"{c.rank:>3}. {c.name} [{c.concept_id}]  score={c.score:.3f}")
             lines.extend(f"       {t}" for t in c.evidence_text)
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class IcParams:
+    """Parameters of ``scoring="ic"`` (see the module doc). The defaults were chosen on
+    :func:`~graphbrain.kg.evaluate.evaluate_diagnosis` (seed 1), never on the clinical cases.
+
+    ``descendant_discount``: factor per is-a level when a disease is annotated with a
+    narrower finding than the one asked; ``size``: nats taken off per ``log(1 + annotated
+    findings)`` of a disease (a dampened prior against diseases annotated with everything);
+    ``specificity``: weight of ``log`` of the share of the disease's annotation information
+    that the query explains; ``family_penalty`` / ``inherit_penalty``: nats a parent scored
+    from its subtypes, and a disease scored from its parent, are placed below them.
+    """
+
+    descendant_discount: float = 0.9
+    size: float = 0.5
+    specificity: float = 0.0
+    family_penalty: float = 0.1
+    inherit_penalty: float = 1.0
+
+
+_TINY = 1e-9
+
+
+class _IcTables:
+    """Information-content tables over a :class:`DiagnosisIndex` (built once, ~1 s).
+
+    ``ds_ptr/ds``: finding term -> diseases annotated with it or with a narrower term (the
+    true-path rule); ``ic[t] = log(N / |ds(t)|)``, ``N`` the number of annotated diseases; ``dann_ptr/dann``: disease -> annotated terms; ``fam_ptr/fam``: disease ->
+    annotated members of its is-a family (itself and its descendants).
+    """
+
+    def __init__(self, idx: DiagnosisIndex) -> None:
+        from scipy.sparse import csr_matrix
+
+        n = idx.n
+        self.idx = idx
+        self.n = n
+        f_ptr = np.asarray(idx.f_ptr, dtype=np.int64)
+        f_dis = np.asarray(idx.f_dis, dtype=np.int64)
+        deg = np.diff(f_ptr)
+        ar = np.arange(n, dtype=np.int64)
+
+        def ones(k: int) -> np.ndarray:
+            return np.ones(k, dtype=np.float32)
+
+        ann = csr_matrix((ones(len(f_dis)), (np.repeat(ar, deg), f_dis)), shape=(n, n))
+        ann.sum_duplicates()
+        ann.data[:] = 1
+        ann_t = ann.T.tocsr()
+        ann_t.sort_indices()
+        self.dann_ptr = ann_t.indptr.astype(np.int64)
+        self.dann = ann_t.indices.astype(np.int64)
+        self.n_ann = np.diff(self.dann_ptr)
+        par_ptr = np.asarray(idx.par_ptr, dtype=np.int64)
+        par = np.asarray(idx.par, dtype=np.int64)
+        up = csr_matrix((ones(len(par)), (np.repeat(ar, np.diff(par_ptr)), par)), shape=(n, n))
+
+        def closure(nodes: np.ndarray) -> Any:  # node -> its is-a ancestors, itself included
+            x = csr_matrix((ones(len(nodes)), (nodes, nodes)), shape=(n, n))
+            clo = x.copy()
+            for _ in range(1024):  # cycles end too: only new pairs go on
+                x = x @ up
+                x.data[:] = 1
+                x = (x - x.multiply(clo)).tocsr()
+                x.eliminate_zeros()
+                if x.nnz == 0:
+                    break
+                clo = clo + x
+            clo.data[:] = 1
+            return clo.tocsr()
+
+        terms = np.flatnonzero(deg > 0)
+        clo = closure(terms)
+        desc = clo.T.tocsr()  # term -> annotated terms at or below it
+        desc.sort_indices()
+        self.desc_ptr = desc.indptr.astype(np.int64)
+        self.desc = desc.indices.astype(np.int64)
+        dstar = (desc @ ann).tocsr()
+        dstar.sort_indices()
+        self.ds_ptr = dstar.indptr.astype(np.int64)
+        self.ds = dstar.indices.astype(np.int64)
+        cnt = np.diff(self.ds_ptr)
+        self.n_annotated = max(int((self.n_ann > 0).sum()), 1)
+        self.ic = np.where(cnt > 0, np.log(self.n_annotated / np.maximum(cnt, 1)), 0.0)
+        # information of each disease's annotations (for the specificity term)
+        self.ann_info = np.add.reduceat(
+            np.concatenate([self.ic[self.dann], [0.0]]), np.minimum(self.dann_ptr[:-1], len(self.dann))
+        ) * (self.n_ann > 0)
+        # disease families: annotated members at or below each disease
+        dis = np.flatnonzero(self.n_ann > 0)
+        fam = closure(dis).T.tocsr()
+        fam.sort_indices()
+        self.fam_ptr = fam.indptr.astype(np.int64)
+        self.fam = fam.indices.astype(np.int64)
+        self.n_fam = np.diff(self.fam_ptr)
+        self.is_disease = np.asarray(idx.is_disease, dtype=bool)
+
+    def _walk(self, f: int, step: Any) -> list[np.ndarray]:
+        """Breadth-first levels from ``f`` (level 0 = ``[f]``) along ``step``."""
+        mark = np.zeros(self.n, dtype=bool)
+        front = np.array([f], dtype=np.int64)
+        mark[f] = True
+        levels = [front]
+        while True:
+            nxt = step(front)
+            nxt = np.unique(nxt[~mark[nxt]])
+            if not nxt.size:
+                return levels
+            mark[nxt] = True
+            levels.append(nxt)
+            front = nxt
+
+    def ancestors(self, f: int) -> np.ndarray:
+        """``f`` and its is-a ancestors."""
+        return np.sort(np.concatenate(self._walk(f, self.idx.parents)))
+
+    def match(self, f: int, max_hops: int, p: IcParams) -> tuple[np.ndarray, np.ndarray]:
+        """Per disease: the information (nats) it shares with finding ``f``, and how
+        (0 direct, 1 narrower annotation, 3 through a common broader finding). Cached for
+        the last few findings (arrays are shared: do not modify them)."""
+        key = (f, max_hops, p.descendant_discount)
+        cache = self.__dict__.setdefault("_match_cache", {})
+        hit = cache.get(key)
+        if hit is None:
+            hit = self._match(f, max_hops, p)
+            if len(cache) >= 64:
+                cache.pop(next(iter(cache)))
+            cache[key] = hit
+        return hit
+
+    def _match(self, f: int, max_hops: int, p: IcParams) -> tuple[np.ndarray, np.ndarray]:
+        idx = self.idx
+        m = np.zeros(self.n, dtype=np.float64)
+        typ = np.full(self.n, -1, dtype=np.int8)
+        # a finding every annotated disease carries informs nothing, but still links them
+        icf = max(float(self.ic[f]), _TINY)
+        d0 = idx.diseases_of(np.array([f], dtype=np.int64))
+        m[d0] = icf
+        typ[d0] = 0
+        if max_hops < 2:
+            return m, typ
+        # narrower annotations, discounted per level
+        w = icf
+        for level in self._walk(f, idx.children)[1:]:
+            w *= p.descendant_discount
+            ds = idx.diseases_of(level)
+            ds = ds[m[ds] < w]
+            m[ds] = w
+            typ[ds] = 1
+        # common broader findings (Resnik: information of the most informative one)
+        anc = self.ancestors(f)
+        anc = anc[(anc != f) & (self.ic[anc] > 0)]
+        for t in anc[np.argsort(-self.ic[anc], kind="stable")].tolist():
+            w = float(self.ic[t])
+            ds = self.ds[self.ds_ptr[t]:self.ds_ptr[t + 1]]
+            ds = ds[typ[ds] < 0]  # annotated at or below f: already matched through f
+            m[ds] = w
+            typ[ds] = 3
+        return m, typ
+
+    def query_similarity(self, findings: Sequence[int]) -> np.ndarray:
+        """Per annotated term: the information it shares with the closest query finding."""
+        tsim = np.zeros(self.n, dtype=np.float64)
+        for f in findings:
+            for t in self.ancestors(int(f)).tolist():
+                a = self.desc[self.desc_ptr[t]:self.desc_ptr[t + 1]]
+                if a.size:
+                    np.maximum.at(tsim, a, self.ic[t])
+        return tsim
+
+    def score(
+        self, findings: Sequence[int], max_hops: int, p: IcParams
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+        n = self.n
+        self.inherit_parent: dict[int, int] = {}
+        fs = [int(f) for f in findings]
+        ms = [self.match(f, max_hops, p) for f in fs]
+        annotated = self.n_ann > 0
+        leaf = np.zeros(n, dtype=np.float64)
+        reach_leaf = np.zeros(n, dtype=bool)
+        for m, _ in ms:
+            leaf += m
+            reach_leaf |= m > 0
+        leaf -= p.size * np.log1p(self.n_ann)
+        if p.specificity > 0:
+            tsim = self.query_similarity(fs)
+            got = np.add.reduceat(
+                np.concatenate([tsim[self.dann], [0.0]]), np.minimum(self.dann_ptr[:-1], len(self.dann))
+            )
+            share = np.where(annotated, got / np.maximum(self.ann_info, 1e-12), 1.0)
+            leaf += p.specificity * np.log(np.clip(share, 1e-6, 1.0))
+        reach_leaf &= annotated
+        total = np.where(annotated, leaf, -np.inf)
+        reached = reach_leaf.copy()
+        per_s = [m.copy() for m, _ in ms]
+        per_t = [t.copy() for _, t in ms]
+        for s in per_s:
+            s[~annotated] = 0.0
+        if max_hops >= 2:
+            # a disease with annotated subtypes: the mean likelihood over its family
+            starts = self.fam_ptr[:-1]
+            has = self.n_fam > 0
+            v = np.concatenate([leaf[self.fam], [0.0]])
+            sums = np.add.reduceat(v, np.minimum(starts, len(self.fam)))
+            fam_score = np.full(n, -np.inf)
+            fam_score[has] = sums[has] / self.n_fam[has] - p.family_penalty
+            r = np.concatenate([reach_leaf[self.fam].astype(np.int64), [0]])
+            fam_reach = (np.add.reduceat(r, np.minimum(starts, len(self.fam))) > 0) & has
+            better = fam_reach & (~reached | (fam_score > total))
+            total = np.where(better, fam_score, total)
+            reached |= fam_reach
+            for (m, _), s, t in zip(ms, per_s, per_t):
+                mv = np.concatenate([m[self.fam], [0.0]])
+                best = np.maximum.reduceat(mv, np.minimum(starts, len(self.fam)))
+                sel = better & (best > 0) & (best > s)
+                s[sel] = best[sel]
+                t[sel] = 6
+            # a disease with nothing annotated at or below it: from its parent, one level
+            # per extra hop
+            empty = self.is_disease & ~has
+            for _ in range(max_hops - 1):
+                idx = self.idx
+                pp = idx.par_ptr
+                cnt = np.diff(pp)[empty]
+                if not cnt.any():
+                    break
+                kids = np.flatnonzero(empty)
+                parents = _gather(np.asarray(idx.par, dtype=np.int64), pp[kids], pp[kids + 1])
+                owner = np.repeat(kids, cnt)
+                pv = np.where(reached[parents], total[parents], -np.inf)
+                o = np.lexsort((-pv, owner))
+                owner_s, par_s, pv_s = owner[o], parents[o], pv[o]
+                first = np.ones(len(owner_s), dtype=bool)
+                first[1:] = owner_s[1:] != owner_s[:-1]
+                k, bp, bv = owner_s[first], par_s[first], pv_s[first]
+                ok = np.isfinite(bv) & ~reached[k]
+                k, bp, bv = k[ok], bp[ok], bv[ok]
+                if not k.size:
+                    break
+                total[k] = bv - p.inherit_penalty
+                reached[k] = True
+                for s, t in zip(per_s, per_t):
+                    hit = s[bp] > 0
+                    s[k[hit]] = s[bp[hit]]
+                    t[k[hit]] = 7
+                self.inherit_parent.update(zip(k.tolist(), bp.tolist()))
+        total = np.where(reached, total, -np.inf)
+        return total, list(zip(per_s, per_t)), reached
 
 
 class DiagnosisIndex:
@@ -379,6 +631,35 @@ class DiagnosisIndex:
         order = cand[np.lexsort((cand, self._n_findings[cand], -total[cand]))][:top_k]
         return order.astype(np.int64), total, per
 
+    # -- information-content scoring (scoring="ic"; see _IcTables)
+    def ic_tables(self) -> _IcTables:
+        """The IC scoring tables, built once from this index's arrays (so an on-disk store's
+        memory-mapped index gets them too)."""
+        t = getattr(self, "_ic", None)
+        if t is None:
+            t = _IcTables(self)
+            self._ic = t
+        return t
+
+    def rank_ic(
+        self, findings: Sequence[int], top_k: int = 10, max_hops: int = 3,
+        params: IcParams | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """Like :meth:`rank` with the information-content score (module doc); unreached
+        diseases score ``-inf``."""
+        t = self.ic_tables()
+        total, per, reached = t.score(findings, max_hops, params or IcParams())
+        total = total.copy()
+        total[~reached] = -np.inf
+        total[np.asarray(findings, dtype=np.int64)] = -np.inf
+        cand = np.flatnonzero(reached & np.isfinite(total))
+        if cand.size > top_k:
+            part = np.argpartition(-total[cand], top_k - 1)[:top_k]
+            thresh = total[cand[part]].min()
+            cand = cand[total[cand] >= thresh]
+        order = cand[np.lexsort((cand, t.n_ann[cand], -total[cand]))][:top_k]
+        return order.astype(np.int64), total, per
+
     # -- evidence
     def _edge_between(self, d: int, f: int) -> int:
         lo, hi = self.f_ptr[f], self.f_ptr[f + 1]
@@ -395,6 +676,109 @@ class DiagnosisIndex:
         if j < seg.size and seg[j] == parent:
             return int(self.par_edges[lo + j])
         return -1
+
+    def _chain_up(self, x: int, y: int) -> list[int] | None:
+        """Nodes of a shortest is-a chain from ``x`` up to its ancestor ``y``."""
+        prev = {x: -1}
+        front = [x]
+        while front and y not in prev:
+            nxt = []
+            for u in front:
+                for v in self.parents(np.array([u])).tolist():
+                    if v not in prev:
+                        prev[v] = u
+                        nxt.append(v)
+            front = nxt
+        if y not in prev:
+            return None
+        out = [y]
+        while prev[out[-1]] != -1:
+            out.append(prev[out[-1]])
+        return out[::-1]
+
+    def _chain_down_to(self, t: int, targets: set[int]) -> list[int] | None:
+        """Nodes of a shortest is-a chain from ``t`` down to one of ``targets``."""
+        prev = {t: -1}
+        front = [t]
+        hit = t if t in targets else -1
+        while front and hit < 0:
+            nxt = []
+            for u in front:
+                for v in self.children(np.array([u])).tolist():
+                    if v not in prev:
+                        prev[v] = u
+                        nxt.append(v)
+                        if v in targets and hit < 0:
+                            hit = v
+            front = nxt
+        if hit < 0:
+            return None
+        out = [hit]
+        while prev[out[-1]] != -1:
+            out.append(prev[out[-1]])
+        return out[::-1]
+
+    def evidence_ic(self, d: int, f: int, s: np.ndarray, typ: np.ndarray, depth: int = 0) -> Path | None:
+        """The evidence path of ``scoring="ic"`` for disease ``d`` and finding ``f``
+        (``s``, ``typ``: that finding's per-node arrays from :meth:`_IcTables.score`)."""
+        m = self.mem
+        ids = m.ids
+        k = int(typ[d])
+        t = self.ic_tables()
+        if depth > 32 or k < 0:
+            return None
+
+        def isa_up(chain: list[int]) -> list[int]:
+            return [self._isa_edge(a, b) for a, b in zip(chain, chain[1:])]
+
+        def path(nodes: list[int], edges: list[int]) -> Path:
+            return Path(tuple(ids[x] for x in nodes), tuple(m.relation_at(e) for e in edges))
+
+        own = set(t.dann[t.dann_ptr[d]:t.dann_ptr[d + 1]].tolist())
+        if k == 0:
+            return path([d, f], [self._edge_between(d, f)])
+        if k == 1:
+            down = self._chain_down_to(f, own)
+            if down:
+                up = down[::-1]
+                return path([d, *up], [self._edge_between(d, up[0]), *isa_up(up)])
+        if k == 3:
+            anc = t.ancestors(f)
+            anc = anc[(anc != f) & (t.ic[anc] > 0)]
+            for a in anc[np.argsort(-t.ic[anc], kind="stable")].tolist():
+                seg = t.ds[t.ds_ptr[a]:t.ds_ptr[a + 1]]
+                j = np.searchsorted(seg, d)
+                if j < seg.size and seg[j] == d:
+                    down = self._chain_down_to(a, own)
+                    fup = self._chain_up(f, a)
+                    if down and fup:
+                        up = down[::-1]  # annotation -> ... -> a
+                        back = fup[::-1][1:]  # below a -> ... -> f
+                        return path(
+                            [d, *up, *back],
+                            [self._edge_between(d, up[0]), *isa_up(up),
+                             *[self._isa_edge(c, q) for q, c in zip([a, *back], back)]],
+                        )
+                    break
+        if k == 6:
+            mem_ = t.fam[t.fam_ptr[d]:t.fam_ptr[d + 1]]
+            mem_ = mem_[(mem_ != d) & (s[mem_] > 0)]
+            if mem_.size:
+                c = int(mem_[np.lexsort((mem_, -s[mem_]))[0]])
+                sub = self.evidence_ic(c, f, s, typ, depth + 1)
+                chain = self._chain_up(c, d)
+                if sub is not None and chain:
+                    down = chain[::-1]  # d -> ... -> c
+                    isa = [self._isa_edge(c2, p2) for p2, c2 in zip(down, down[1:])]
+                    return Path(tuple(ids[x] for x in down) + sub.nodes[1:],
+                                tuple(m.relation_at(e) for e in isa) + sub.steps)
+        if k == 7:
+            p = t.inherit_parent.get(d)
+            if p is not None:
+                sub = self.evidence_ic(p, f, s, typ, depth + 1)
+                if sub is not None:
+                    return Path((ids[d], *sub.nodes), (m.relation_at(self._isa_edge(d, p)), *sub.steps))
+        return None
 
     def evidence(self, d: int, f: int, typ: int) -> Path | None:
         m = self.mem
@@ -457,13 +841,20 @@ def diagnose(
     max_hops: int = 3,
     fuzzy: bool = True,
     finding_relations: Sequence[str] | Mapping[str, str] | str | None = None,
+    scoring: str = DEFAULT_SCORING,
+    params: IcParams | None = None,
 ) -> DiagnosisResult:
     """Rank diseases explaining ``findings`` (concept ids, codes, names or free text).
 
     ``finding_relations``: the relations linking diseases to findings (see
     :func:`finding_relation_spec`); default: the built-in ones present in the graph.
-    Raises :class:`DiagnosisError` when the graph has none of them.
+    ``scoring``: ``"ic"`` (default: information content over the finding hierarchy, disease
+    families, dampened size prior; ``params``) or ``"legacy"`` (IDF-weighted best path
+    type, the scoring before the DO + HPO graph). Raises :class:`DiagnosisError` when the
+    graph has none of the finding relations.
     """
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     if max_hops not in (1, 2, 3):
@@ -486,7 +877,10 @@ def diagnose(
     if not resolved:
         return result
     fnodes = [mem.index[f.concept_id] for f in resolved]
-    order, total, per = idx.rank(fnodes, top_k, max_hops)
+    if scoring == "ic":
+        order, total, per = idx.rank_ic(fnodes, top_k, max_hops, params)
+    else:
+        order, total, per = idx.rank(fnodes, top_k, max_hops)
     for f, fi, (s, _) in zip(resolved, fnodes, per):
         reach = s * idx.is_disease
         reach[fi] = 0.0
@@ -499,9 +893,12 @@ def diagnose(
         for fi, (s, typ) in zip(fnodes, per):
             if s[d] > 0:
                 matched.append(mem.ids[fi])
-                p = idx.evidence(d, fi, int(typ[d]))
+                if scoring == "ic":
+                    p, w = idx.evidence_ic(d, fi, s, typ), float(s[d])
+                else:
+                    p, w = idx.evidence(d, fi, int(typ[d])), float(idx.idf[fi] * s[d])
                 if p is not None:
-                    contrib.append((-float(idx.idf[fi] * s[d]), mem.ids[fi], p))
+                    contrib.append((-w, mem.ids[fi], p))
         contrib.sort(key=lambda x: (x[0], x[1]))
         ev = [p for _, _, p in contrib]
         result.candidates.append(

@@ -16,6 +16,7 @@ concepts. Reported: Hits@1, Hits@10, MRR and mean rank for both methods.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from graphbrain.kg.diagnose import DEFAULT_SCORING, SCORINGS, IcParams
 from graphbrain.kg.graph import KnowledgeGraph
 
 
@@ -71,6 +73,8 @@ def evaluate_diagnosis(
     relation: str = "has_symptom",
     max_hops: int = 3,
     holdout_relations: tuple[str, ...] | list[str] | None = None,
+    scoring: str = DEFAULT_SCORING,
+    params: IcParams | None = None,
 ) -> dict[str, Any]:
     """Diagnosis ranking vs the symptom-overlap baseline (see module doc).
 
@@ -79,6 +83,55 @@ def evaluate_diagnosis(
     through several relations (DO ``has_symptom`` and HPO ``has_phenotype``), hold out all
     of them, or the held-out disease stays reachable directly.
     """
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
+    train, idx, diseases, queries, inc = protocol_queries(
+        kg, protocol=protocol, n_queries=n_queries, min_symptoms=min_symptoms, seed=seed,
+        relation=relation, holdout_relations=holdout_relations,
+    )
+    tmem = train.memory()
+    ours, base = [], []
+    for qt, target in queries:
+        if scoring == "ic":
+            _, total, _ = idx.rank_ic(qt, top_k=1, max_hops=max_hops, params=params)
+        else:
+            _, total, _ = idx.rank(qt, top_k=1, max_hops=max_hops)
+            total = total.copy()
+            total[qt] = -1.0
+        ours.append(realistic_rank(total, diseases, target))
+        v = np.zeros(len(tmem.ids))
+        v[qt] = 1.0
+        overlap = np.asarray(inc @ v).ravel()
+        overlap[qt] = -1.0
+        base.append(realistic_rank(overlap, diseases, target))
+    return {
+        "protocol": protocol,
+        "queries": len(queries),
+        "candidates": int(len(diseases)),
+        "diagnose": ranking_metrics(ours).to_dict(),
+        "symptom_overlap": ranking_metrics(base).to_dict(),
+        "seed": seed,
+        "min_symptoms": min_symptoms,
+        "max_hops": max_hops,
+        "scoring": scoring,
+        "params": dataclasses.asdict(params or IcParams()) if scoring == "ic" else None,
+        "holdout_relations": sorted(set(holdout_relations or (relation,))) if protocol == "holdout" else [],
+    }
+
+
+def protocol_queries(
+    kg: KnowledgeGraph,
+    *,
+    protocol: str = "holdout",
+    n_queries: int = 200,
+    min_symptoms: int = 2,
+    seed: int = 0,
+    relation: str = "has_symptom",
+    holdout_relations: tuple[str, ...] | list[str] | None = None,
+) -> tuple[KnowledgeGraph, Any, np.ndarray, list[tuple[list[int], int]], Any]:
+    """The training graph, its diagnosis index, the candidate diseases, the queries
+    ``(finding nodes, target node)`` and the baseline's disease x finding incidence matrix
+    of :func:`evaluate_diagnosis` (node numbers of the training graph)."""
     if protocol not in ("holdout", "partial"):
         raise ValueError(f"protocol must be 'holdout' or 'partial', got {protocol!r}")
     mem = kg.memory()
@@ -112,30 +165,10 @@ def evaluate_diagnosis(
         shape=(len(tmem.ids), len(tmem.ids)),
     )
     inc.data[:] = 1.0
-    ours, base = [], []
+    queries = []
     for d in chosen:
         q = sorted(set(symptoms[d]))
         if protocol == "partial":
             q = sorted(rng.sample(q, math.ceil(len(q) / 2)))
-        qt = [tmem.index[mem.ids[x]] for x in q]
-        target = tmem.index[mem.ids[d]]
-        _, total, _ = idx.rank(qt, top_k=1, max_hops=max_hops)
-        total = total.copy()
-        total[qt] = -1.0
-        ours.append(realistic_rank(total, diseases, target))
-        v = np.zeros(len(tmem.ids))
-        v[qt] = 1.0
-        overlap = np.asarray(inc @ v).ravel()
-        overlap[qt] = -1.0
-        base.append(realistic_rank(overlap, diseases, target))
-    return {
-        "protocol": protocol,
-        "queries": len(chosen),
-        "candidates": int(len(diseases)),
-        "diagnose": ranking_metrics(ours).to_dict(),
-        "symptom_overlap": ranking_metrics(base).to_dict(),
-        "seed": seed,
-        "min_symptoms": min_symptoms,
-        "max_hops": max_hops,
-        "holdout_relations": sorted(set(holdout_relations or (relation,))) if protocol == "holdout" else [],
-    }
+        queries.append(([tmem.index[mem.ids[x]] for x in q], tmem.index[mem.ids[d]]))
+    return train, idx, diseases, queries, inc

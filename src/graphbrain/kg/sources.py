@@ -32,14 +32,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from graphbrain.kg.model import DISEASE, SIGN_OR_SYMPTOM, Concept, Relation
+from graphbrain.kg.model import DISEASE, IS_A, SIGN_OR_SYMPTOM, Concept, Relation
 
 if TYPE_CHECKING:
     from graphbrain.kg.graph import KnowledgeGraph
     from graphbrain.kg.readers.hpo import HpoRelease
 
 SOURCES = ("do", "hpo")
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 CACHE_ENV = "GRAPHBRAIN_CACHE"
 
 _warned_missing_hpo = False
@@ -145,6 +145,27 @@ def _singular(w: str) -> str:
     return w
 
 
+_DESIGNATOR = re.compile(
+    r"(?:[\s,;-]+(?:\d+[a-z]?|[ivx]+|[a-z]|type|form|susceptibility(?: to)?|autosomal|dominant|"
+    r"recessive|x linked|x|linked|with or without .*))+$"
+)
+
+
+def disease_stems(name: str) -> list[str]:
+    """Folded names of the disease an OMIM / Orphanet entry is a form of, most specific first:
+    the name without its trailing subtype designator ("Parkinson disease 13" -> "parkinson
+    disease", "Autism susceptibility 1" -> "autism"), then the head of an inverted name
+    before its first comma ("Epilepsy, benign occipital" -> "epilepsy"). Empty when neither
+    differs from the name."""
+    full = fold_label(name)
+    out: list[str] = []
+    for part in (name, name.split(",", 1)[0]):
+        stem = _DESIGNATOR.sub("", fold_label(part.replace("-", " "))).strip()
+        if stem and stem != full and stem not in out:
+            out.append(stem)
+    return out
+
+
 def _disease_keys(xref: str) -> list[str]:
     sab, _, code = xref.partition(":")
     if sab == "OMIM":
@@ -215,6 +236,7 @@ def merge_do_hpo(do_kg: KnowledgeGraph, hpo: HpoRelease) -> KnowledgeGraph:
     annotated = sorted({d for d, _ in hpo.annotations})
     targets: dict[str, list[str]] = {}
     n_xref = n_name = n_new = 0
+    rollup: list[Relation] = []
     extra_syn: dict[str, set[str]] = defaultdict(set)
     extra_xref: dict[str, set[str]] = defaultdict(set)
     for did in annotated:
@@ -236,6 +258,12 @@ def merge_do_hpo(do_kg: KnowledgeGraph, hpo: HpoRelease) -> KnowledgeGraph:
             n_new += 1
             targets[did] = [did]
             concepts[did] = Concept(did, name or did, (), (DISEASE,), (_xref_of(did),))
+            # roll the entry up into the DO disease it is a form of (by name)
+            for stem in disease_stems(name):
+                parents = by_label.get(stem)
+                if parents:
+                    rollup.extend(Relation(did, IS_A, p, "HPO", {"rollup": "name"}) for p in sorted(parents))
+                    break
     for t in set(extra_syn) | set(extra_xref):
         c = concepts[t]
         concepts[t] = Concept(
@@ -250,6 +278,7 @@ def merge_do_hpo(do_kg: KnowledgeGraph, hpo: HpoRelease) -> KnowledgeGraph:
             continue
         relations.append(r if (h, t) == (r.head, r.tail) else Relation(h, r.relation, t, r.source, r.attributes))
     relations.extend(hpo.is_a)
+    relations.extend(rollup)
     for did, hp in hpo.annotations:
         for t in targets[did]:
             relations.append(Relation(t, "has_phenotype", hp, "HPO"))
@@ -267,6 +296,7 @@ def merge_do_hpo(do_kg: KnowledgeGraph, hpo: HpoRelease) -> KnowledgeGraph:
                 "mapped_by_xref": n_xref,
                 "mapped_by_name": n_name,
                 "kept_as_own_concept": n_new,
+                "rolled_up_by_name": len({r.head for r in rollup}),
                 "build_version": BUILD_VERSION,
             },
         }
