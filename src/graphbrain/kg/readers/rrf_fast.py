@@ -21,7 +21,28 @@ from typing import Any
 
 from graphbrain.errors import DataError, MissingDependencyError
 
-BLOCK_SIZE = 16 << 20
+BLOCK_SIZE = 4 << 20
+#: bytes of RRF parsed at a time (bounds the reader's memory whatever the file size)
+CHUNK_SIZE = 32 << 20
+
+
+def _line_chunks(path: Path, size: int) -> Iterator[bytes]:
+    """The bytes of ``path`` in pieces of about ``size`` bytes, each ending at a line end."""
+    with open(path, "rb") as fh:
+        carry = b""
+        while True:
+            buf = fh.read(max(size, 1))
+            if not buf:
+                if carry:
+                    yield carry
+                return
+            data = carry + buf if carry else buf
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                carry = data
+                continue
+            carry = data[cut:]
+            yield data[:cut]
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -67,6 +88,7 @@ def iter_rrf_batches(
     stats: Counter[str] | None = None,
     block_size: int = BLOCK_SIZE,
     use_threads: bool = True,
+    chunk_size: int = CHUNK_SIZE,
 ) -> Iterator[Any]:
     """String columns ``keep`` of the RRF file ``path`` laid out as ``columns``, in batches."""
     pa, pacsv = _pyarrow()
@@ -98,32 +120,34 @@ def iter_rrf_batches(
         pos = {c: i for i, c in enumerate(columns)}
         return pa.record_batch([pa.array([r[pos[c]] for r in rows], pa.string()) for c in keep], names=keep)
 
+    read_options = pacsv.ReadOptions(column_names=names, block_size=block_size, use_threads=use_threads)
+    parse_options = pacsv.ParseOptions(
+        delimiter="|", quote_char=False, escape_char=False, newlines_in_values=False,
+        invalid_row_handler=on_bad_row,
+    )
+    convert_options = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in names},
+        include_columns=keep,
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
     try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=names, block_size=block_size, use_threads=use_threads),
-            parse_options=pacsv.ParseOptions(
-                delimiter="|", quote_char=False, escape_char=False, newlines_in_values=False,
-                invalid_row_handler=on_bad_row,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in names},
-                include_columns=keep,
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-        for batch in reader:
-            stats[f"{path.name}:rows"] += batch.num_rows
-            yield batch
+        # The file is cut at line ends into pieces of about ``chunk_size`` bytes, each parsed
+        # by pyarrow (in parallel blocks when use_threads): pyarrow's own streaming reader reads
+        # ahead without bound when the consumer is slower than the parser, which made memory
+        # grow with the file size.
+        for piece in _line_chunks(path, chunk_size):
+            table = pacsv.read_csv(pa.py_buffer(piece), read_options=read_options,
+                                   parse_options=parse_options, convert_options=convert_options)
+            del piece
+            for batch in table.to_batches():
+                stats[f"{path.name}:rows"] += batch.num_rows
+                yield batch
+            del table
             if pending:
                 extra = flush()
                 stats[f"{path.name}:rows"] += extra.num_rows
                 yield extra
-        if pending:
-            extra = flush()
-            stats[f"{path.name}:rows"] += extra.num_rows
-            yield extra
     except pa.ArrowInvalid as exc:
         msg = str(exc)
         if "UTF8" in msg or "utf8" in msg.lower():
