@@ -389,15 +389,66 @@ def _fold_tokens(labels: Any) -> tuple[Any, np.ndarray]:
     return stem, rows
 
 
-def _valid_cui(col: Any) -> Any:
-    """Boolean mask: ``C`` followed by seven ASCII digits."""
-    _, pc, _ = _pa()
-    return pc.match_substring_regex(col, _CUI_RE)
-
-
-def _cui_num(col: Any) -> np.ndarray:
+def _cui_parse(col: Any) -> tuple[np.ndarray, np.ndarray]:
+    """CUI numbers and validity (``C`` followed by seven ASCII digits) of an Arrow string
+    column, read straight from its bytes when every value has 8 bytes (the normal case);
+    invalid rows get the number 0."""
     pa, pc, _ = _pa()
-    return pc.cast(pc.utf8_slice_codeunits(col, 1), pa.int32()).to_numpy()
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    n = len(col)
+    if n:
+        bufs = col.buffers()
+        off = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=col.offset * 4)
+        if bufs[2] is not None and int(off[-1] - off[0]) == 8 * n and (np.diff(off) == 8).all():
+            rows = np.frombuffer(bufs[2], dtype=np.uint8, count=8 * n, offset=int(off[0])).reshape(n, 8)
+            dig = rows[:, 1:].astype(np.int32) - 48
+            ok = (rows[:, 0] == 67) & ((dig >= 0) & (dig <= 9)).all(axis=1)
+            val = dig @ np.array([10**6, 10**5, 10**4, 1000, 100, 10, 1], dtype=np.int32)
+            return np.where(ok, val, 0).astype(np.int32), ok
+    ok = pc.match_substring_regex(col, _CUI_RE).to_numpy(zero_copy_only=False)
+    val = np.zeros(n, dtype=np.int32)
+    if ok.any():
+        val[ok] = pc.cast(pc.utf8_slice_codeunits(col.filter(pa.array(ok)), 1), pa.int32()).to_numpy()
+    return val, ok
+
+
+def _str_rank(col: Any) -> tuple[np.ndarray, Any]:
+    """Rank of each string among the distinct strings of ``col`` (byte order, as Arrow and
+    Python sort) and the sorted distinct strings: strings are hashed once, then sorted and
+    de-duplicated as integers."""
+    pa, pc, _ = _pa()
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    enc = pc.dictionary_encode(col)
+    d = enc.dictionary
+    o = pc.sort_indices(d).to_numpy()
+    r = np.empty(len(d), dtype=np.int64)
+    r[o] = np.arange(len(d), dtype=np.int64)
+    return r[enc.indices.to_numpy(zero_copy_only=False)], d.take(pa.array(o))
+
+
+_LOW40 = (1 << 40) - 1
+
+
+def _unique_pairs(a: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (a, rank) pairs sorted by a then rank (a < 2**23, rank < 2**40)."""
+    u = np.unique((a.astype(np.int64) << 40) | rank)
+    return u >> 40, u & _LOW40
+
+
+def _order(table: Any, columns: list[str]) -> np.ndarray:
+    """Stable sort order of ``table`` by ``columns`` (strings by byte order), like
+    ``pyarrow.compute.sort_indices`` but with strings ranked once and integers sorted."""
+    pa, _, _ = _pa()
+    keys = []
+    for c in columns:
+        col = table.column(c)
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            keys.append(_str_rank(col)[0])
+        else:
+            keys.append(col.to_numpy())
+    return np.lexsort(keys[::-1])
 
 
 def _ptr_from_counts(counts: np.ndarray) -> np.ndarray:
@@ -501,11 +552,12 @@ def _build(
     for b in iter_rrf_batches(conso_path, cols, keep, on_error=on_error, stats=stats):
         n = b.num_rows
         cui = b.column("CUI")
-        ok = _valid_cui(cui)
-        bad = n - (pc.sum(ok).as_py() or 0) if n else 0
+        cnum, okn = _cui_parse(cui)
+        ok = pa.array(okn)
+        bad = n - int(okn.sum())
         if bad:
             if on_error != "skip":
-                first = int(np.flatnonzero(~ok.to_numpy(zero_copy_only=False))[0])
+                first = int(np.flatnonzero(~okn)[0])
                 raise DataError(
                     f"invalid CUI {cui[first].as_py()!r} (expected C followed by 7 digits)",
                     source=f"{conso_path}:row {seq + first + 1}", reason="malformed",
@@ -530,7 +582,7 @@ def _build(
         bar.update(n)
         if not f.num_rows:
             continue
-        c = _cui_num(f.column("CUI"))
+        c = cnum[mask.to_numpy(zero_copy_only=False)]
         rank = (
             pc.equal(f.column("TS"), "P").to_numpy(zero_copy_only=False).astype(np.int8) * 4
             + pc.equal(f.column("STT"), "PF").to_numpy(zero_copy_only=False).astype(np.int8) * 2
@@ -552,7 +604,8 @@ def _build(
     if def_path.is_file():
         ph.start("MRDEF read + spill by CUI range")
         for b in iter_rrf_batches(def_path, layout["MRDEF.RRF"], ["CUI", "SAB", "DEF", "SUPPRESS"], on_error=on_error, stats=stats):
-            m = _valid_cui(b.column("CUI"))
+            dnum, dok = _cui_parse(b.column("CUI"))
+            m = pa.array(dok)
             if sab_set is not None:
                 m = pc.and_(m, pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set))
             if not include_suppressed:
@@ -560,7 +613,7 @@ def _build(
             b = b.filter(m)
             if not b.num_rows:
                 continue
-            c = _cui_num(b.column("CUI"))
+            c = dnum[m.to_numpy(zero_copy_only=False)]
             def_spill.write_split((c.astype(np.int64) * k_con) // 10_000_000, pa.table([pa.array(c), b.column("DEF")], schema=def_schema))
     def_spill.close_writers()
 
@@ -611,11 +664,12 @@ def _build(
         names = strs.take(pa.array(order[first]))
         del order, first, rank, cui
         # synonyms: distinct strings per concept, minus the name and the empty string
-        g = pa.table({"i": idx, "s": strs}).group_by(["i", "s"]).aggregate([])
-        gi = g.column("i").to_numpy()
-        keep_syn = pc.and_(pc.not_equal(g.column("s"), names.take(pa.array(gi))), pc.not_equal(g.column("s"), ""))
-        syn = g.filter(keep_syn)
-        syn = syn.take(pc.sort_indices(syn, [("i", "ascending"), ("s", "ascending")]))
+        srank, sdict = _str_rank(strs)
+        gi, gr = _unique_pairs(idx, srank)  # distinct (concept, string), sorted
+        gs = sdict.take(pa.array(gr))
+        keep_syn = pc.and_(pc.not_equal(gs, names.take(pa.array(gi))), pc.not_equal(gs, ""))
+        syn = pa.table({"i": gi.astype(np.int32), "s": gs}).filter(keep_syn)
+        del srank, sdict, gi, gr, gs
         syn_i = syn.column("i").to_numpy()
         syn_cnt.append(np.bincount(syn_i, minlength=nk))
         w_syn.append(pa.table({"s": syn.column("s")}))
@@ -624,8 +678,10 @@ def _build(
         hidx = pa.array(np.flatnonzero(pc.and_(pc.not_equal(code, ""), pc.not_equal(code, "NOCODE")).to_numpy(zero_copy_only=False)))
         nsab = _map_unique(t.column("sab").take(hidx), normalise_source, src_cache)
         xref = pc.binary_join_element_wise(nsab, code.take(hidx), ":")
-        xt = pa.table({"i": pa.array(idx).take(hidx), "x": xref}).group_by(["i", "x"]).aggregate([])
-        xt = xt.take(pc.sort_indices(xt, [("i", "ascending"), ("x", "ascending")]))
+        xrank, xdict = _str_rank(xref)
+        xi, xr = _unique_pairs(idx[hidx.to_numpy()], xrank)
+        xt = pa.table({"i": xi.astype(np.int32), "x": xdict.take(pa.array(xr))})
+        del xrank, xdict, xi, xr
         x_i = xt.column("i").to_numpy()
         x_cnt.append(np.bincount(x_i, minlength=nk))
         w_xref.append(pa.table({"x": xt.column("x")}))
@@ -656,7 +712,7 @@ def _build(
         bare_spill.write_split(_range_bucket(bare, split_bare), pa.table([bare, xc, xs], schema=code_schema))
         ucui_parts.append(ucui.astype(np.int32))
         n_con += nk
-        del t, d, g, syn, xt, strs, names, label, norm, xl, bare, defs
+        del t, d, syn, xt, strs, names, label, norm, xl, bare, defs
         pool.release_unused()
     for w in (w_con, w_syn, w_xref):
         w.close()
@@ -680,11 +736,11 @@ def _build(
         t = lab_spill.read(k)
         if not t.num_rows:
             continue
-        t = t.take(pc.sort_indices(t, [("norm", "ascending"), ("concept", "ascending"), ("kind", "ascending"), ("label", "ascending")]))
+        t = t.take(pa.array(_order(t, ["norm", "concept", "kind", "label"])))
         w_lab.append(t)
         stem, rows = _fold_tokens(t.column("label"))
-        tt = pa.table({"token": stem, "row": rows.astype(np.int64) + r0}).group_by(["token", "row"]).aggregate([])
-        tok_spill.write_split(_range_bucket(tt.column("token"), split_tok), tt.select(["token", "row"]).cast(tok_schema))
+        tt = pa.table([stem, pa.array(rows.astype(np.int64) + r0)], schema=tok_schema)  # de-duplicated when sorted
+        tok_spill.write_split(_range_bucket(stem, split_tok), tt)
         r0 += t.num_rows
         del t, tt, stem, rows
         pool.release_unused()
@@ -694,7 +750,10 @@ def _build(
     for k in range(tok_spill.k):
         t = tok_spill.read(k)
         if t.num_rows:
-            w_tok.append(t.take(pc.sort_indices(t, [("token", "ascending"), ("row", "ascending")])))
+            trank, tdict = _str_rank(t.column("token"))
+            tr, row = _unique_pairs(trank, t.column("row").to_numpy())
+            w_tok.append(pa.table([tdict.take(pa.array(tr)), pa.array(row)], schema=tok_schema))
+            del trank, tdict, tr, row
         del t
         pool.release_unused()
     w_tok.close()
@@ -704,7 +763,7 @@ def _build(
         for k in range(spill.k):
             t = spill.read(k)
             if t.num_rows:
-                w.append(t.take(pc.sort_indices(t, [("key", "ascending"), ("concept", "ascending"), ("xref", "ascending")])))
+                w.append(t.take(pa.array(_order(t, ["key", "concept", "xref"]))))
             del t
         w.close()
         pool.release_unused()
@@ -719,10 +778,11 @@ def _build(
         pi, pt = [], []
         sty_index: dict[tuple[str, str, str], int] = {}
         for b in iter_rrf_batches(sty_path, layout["MRSTY.RRF"], ["CUI", "TUI", "STN", "STY"], on_error=on_error, stats=stats):
-            b = b.filter(_valid_cui(b.column("CUI")))
+            snum, sok = _cui_parse(b.column("CUI"))
+            b = b.filter(pa.array(sok))
             if not b.num_rows:
                 continue
-            c = _cui_num(b.column("CUI"))
+            c = snum[sok]
             j = np.minimum(np.searchsorted(ucui, c), n_con - 1)
             rows = np.flatnonzero(ucui[j] == c)
             if not len(rows):
@@ -761,61 +821,87 @@ def _build(
     try:
         if rel_path.is_file():
             rkeep = ["CUI1", "REL", "CUI2", "RELA", "SAB", "SUPPRESS"]
-            name_cache: dict[str, str] = {}
+            name_cache: dict[tuple[str, str], tuple[str, bool, bool]] = {}
             rseq = 0
             isa_code = None
             for b in iter_rrf_batches(rel_path, layout["MRREL.RRF"], rkeep, on_error=on_error, stats=stats):
                 n = b.num_rows
                 c1s, c2s = b.column("CUI1"), b.column("CUI2")
-                ok = pc.and_(_valid_cui(c1s), _valid_cui(c2s))
-                bad = n - (pc.sum(ok).as_py() or 0)
+                c1, ok1 = _cui_parse(c1s)
+                c2, ok2 = _cui_parse(c2s)
+                mask = ok1 & ok2
+                bad = n - int(mask.sum())
                 if bad:
                     if on_error != "skip":
-                        first = int(np.flatnonzero(~ok.to_numpy(zero_copy_only=False))[0])
+                        first = int(np.flatnonzero(~mask)[0])
                         raise DataError(
                             f"invalid CUI1/CUI2 {c1s[first].as_py()!r}/{c2s[first].as_py()!r} (expected C followed by 7 digits)",
                             source=f"{rel_path}:row {rseq + first + 1}", reason="malformed",
                         )
                     stats["MRREL.RRF:malformed"] += bad
                 rseq += n
-                mask = ok
                 if sab_set is not None:
-                    m2 = pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set)
-                    stats["MRREL.RRF:filtered_source"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
-                    mask = pc.and_(mask, m2)
+                    m2 = pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set).to_numpy(zero_copy_only=False)
+                    stats["MRREL.RRF:filtered_source"] += int((mask & ~m2).sum())
+                    mask &= m2
                 if not include_suppressed:
-                    m2 = pc.invert(pc.is_in(b.column("SUPPRESS"), value_set=supp))
-                    stats["MRREL.RRF:filtered_suppressed"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
-                    mask = pc.and_(mask, m2)
-                m2 = pc.not_equal(c1s, c2s)
-                stats["MRREL.RRF:self_loop"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
-                mask = pc.and_(mask, m2)
-                f = b.filter(mask)
+                    m2 = ~pc.is_in(b.column("SUPPRESS"), value_set=supp).to_numpy(zero_copy_only=False)
+                    stats["MRREL.RRF:filtered_suppressed"] += int((mask & ~m2).sum())
+                    mask &= m2
+                loop = c1 == c2
+                stats["MRREL.RRF:self_loop"] += int((mask & loop).sum())
+                mask &= ~loop
                 bar.update(n)
-                if not f.num_rows:
+                sel = np.flatnonzero(mask)
+                if not len(sel):
                     continue
-                c1 = _cui_num(f.column("CUI1"))
-                c2 = _cui_num(f.column("CUI2"))
-                i1 = lut_c[np.minimum(c1, top - 1)]
-                i2 = lut_c[np.minimum(c2, top - 1)]
+                i1 = lut_c[np.minimum(c1[sel], top - 1)]
+                i2 = lut_c[np.minimum(c2[sel], top - 1)]
                 inside = (i1 >= 0) & (i2 >= 0)
                 n_in = int(inside.sum())
                 stats["MRREL.RRF:dangling"] += len(inside) - n_in
                 if not n_in:
                     continue
                 if n_in < len(inside):
-                    f = f.filter(pa.array(inside))
-                    i1, i2 = i1[inside], i2[inside]
-                rel = f.column("REL")
-                rela = f.column("RELA")
-                par = pc.or_(pc.equal(rel, "PAR"), pc.equal(rela, "inverse_isa")).to_numpy(zero_copy_only=False)
-                chd = pc.or_(pc.equal(rel, "CHD"), pc.equal(rela, "isa")).to_numpy(zero_copy_only=False) & ~par
-                key = pc.if_else(pc.equal(rela, ""), pc.binary_join_element_wise("\x00", rel, ""), rela)
-                rcode = _codes(key, lambda k: relation_name(k) if not k.startswith("\x00") else _REL_NAMES.get(k[1:], relation_name(k[1:])), name_cache, rel_names)
+                    sel, i1, i2 = sel[inside], i1[inside], i2[inside]
+                # REL and RELA dictionary-encoded once per block: one Python step per distinct pair
+                erel = pc.dictionary_encode(b.column("REL"))
+                erela = pc.dictionary_encode(b.column("RELA"))
+                nrela = len(erela.dictionary)
+                pair = erel.indices.to_numpy(zero_copy_only=False)[sel].astype(np.int64) * nrela + erela.indices.to_numpy(zero_copy_only=False)[sel]
+                up, inv = np.unique(pair, return_inverse=True)
+                rels, relas = erel.dictionary.to_pylist(), erela.dictionary.to_pylist()
                 if isa_code is None:
                     isa_code = rel_names.setdefault("is_a", len(rel_names))
-                rcode[par | chd] = isa_code
-                scode = _codes(f.column("SAB"), normalise_source, src_cache, src_names)
+                lut_r = np.empty(len(up), dtype=np.int16)
+                lut_p = np.empty(len(up), dtype=bool)
+                for j, pcode in enumerate(up.tolist()):
+                    rl, ra = rels[pcode // nrela], relas[pcode % nrela]
+                    key = (rl, ra)
+                    if key not in name_cache:
+                        nm = relation_name(ra) if ra != "" else _REL_NAMES.get(rl, relation_name(rl))
+                        p_ = rl == "PAR" or ra == "inverse_isa"
+                        c_ = (rl == "CHD" or ra == "isa") and not p_
+                        name_cache[key] = (nm, p_, p_ or c_)
+                    nm, p_, isa_ = name_cache[key]
+                    code_ = rel_names.setdefault(nm, len(rel_names))
+                    lut_r[j] = isa_code if isa_ else code_
+                    lut_p[j] = p_
+                if len(rel_names) > np.iinfo(np.int16).max:
+                    raise DataError(f"more than {np.iinfo(np.int16).max} distinct relation types", reason="too_many")
+                rcode, par = lut_r[inv], lut_p[inv]
+                esab = pc.dictionary_encode(b.column("SAB"))
+                sidx = esab.indices.to_numpy(zero_copy_only=False)[sel]
+                sabs_d = esab.dictionary.to_pylist()
+                lut_s = np.zeros(len(sabs_d), dtype=np.int16)
+                for j in np.unique(sidx).tolist():
+                    v = sabs_d[j]
+                    if v not in src_cache:
+                        src_cache[v] = normalise_source(v)
+                    lut_s[j] = src_names.setdefault(src_cache[v], len(src_names))
+                if len(src_names) > np.iinfo(np.int16).max:
+                    raise DataError(f"more than {np.iinfo(np.int16).max} distinct sources", reason="too_many")
+                scode = lut_s[sidx]
                 rec = np.empty(len(i1), dtype=_EDGE)
                 rec["h"] = np.where(par, i1, i2)
                 rec["t"] = np.where(par, i2, i1)
@@ -856,6 +942,10 @@ def _build(
     fallback = [(code[name], end) for name, end in spec if code.get(name, -1) >= 0 and end != "either"]
     mark_disease = not is_disease.any()
     isa = code.get(IS_A, -1)
+    hb = max(int(n_con - 1).bit_length(), 1)
+    rb = max(int(len(rtypes) - 1).bit_length(), 1)
+    sb = max(int(len(sources_sorted) - 1).bit_length(), 1)
+    packed = 2 * hb + rb + sb <= 63
     cols_out = {k: _NpyAppender(out / f"{final}.npy", dt) for k, final, dt in (
         ("h", "head", np.int32), ("r", "rel", np.int16), ("t", "tail", np.int32), ("s", "src", np.int16))}
     in_spill = _RecSpill(tmp, "in", _IN, k_rel)
@@ -871,17 +961,29 @@ def _build(
         if not len(rec):
             continue
         rec["r"], rec["s"] = rmap[rec["r"]], smap[rec["s"]]
-        o = np.lexsort((rec["s"], rec["t"], rec["r"], rec["h"]))
-        rec = rec[o]
-        del o
-        dup = np.zeros(len(rec), dtype=bool)
-        dup[1:] = (
-            (rec["h"][1:] == rec["h"][:-1]) & (rec["r"][1:] == rec["r"][:-1])
-            & (rec["t"][1:] == rec["t"][:-1]) & (rec["s"][1:] == rec["s"][:-1])
-        )
-        stats["MRREL.RRF:duplicate"] += int(dup.sum())
-        rec = rec[~dup]
-        del dup
+        if packed:
+            # (head, relation, tail, source) packed into one integer: sort + de-duplicate at once
+            key = (rec["h"].astype(np.int64) << (rb + hb + sb)) | (rec["r"].astype(np.int64) << (hb + sb)) \
+                | (rec["t"].astype(np.int64) << sb) | rec["s"].astype(np.int64)
+            u = np.unique(key)
+            del key
+            stats["MRREL.RRF:duplicate"] += len(rec) - len(u)
+            rec = np.empty(len(u), dtype=_EDGE)
+            rec["h"] = u >> (rb + hb + sb)
+            rec["r"] = (u >> (hb + sb)) & ((1 << rb) - 1)
+            rec["t"] = (u >> sb) & ((1 << hb) - 1)
+            rec["s"] = u & ((1 << sb) - 1)
+            del u
+        else:  # pragma: no cover - more than 63 bits of keys
+            rec = rec[np.lexsort((rec["s"], rec["t"], rec["r"], rec["h"]))]
+            dup = np.zeros(len(rec), dtype=bool)
+            dup[1:] = (
+                (rec["h"][1:] == rec["h"][:-1]) & (rec["r"][1:] == rec["r"][:-1])
+                & (rec["t"][1:] == rec["t"][:-1]) & (rec["s"][1:] == rec["s"][:-1])
+            )
+            stats["MRREL.RRF:duplicate"] += int(dup.sum())
+            rec = rec[~dup]
+            del dup
         h, r, t = rec["h"], rec["r"], rec["t"]
         for f_ in ("h", "r", "t", "s"):
             cols_out[f_].append(rec[f_])
@@ -935,7 +1037,12 @@ def _build(
         ir = in_spill.read(k)
         if not len(ir):
             continue
-        ir = ir[np.lexsort((ir["h"], ir["r"], ir["t"]))]  # stable: ties keep edge order
+        if packed:  # stable: ties (same tail, relation, head; other sources) keep edge order
+            key = (ir["t"].astype(np.int64) << (rb + hb)) | (ir["r"].astype(np.int64) << hb) | ir["h"].astype(np.int64)
+            ir = ir[np.argsort(key, kind="stable")]
+            del key
+        else:  # pragma: no cover
+            ir = ir[np.lexsort((ir["h"], ir["r"], ir["t"]))]
         w_in.append(ir["e"])
         in_cnt += np.bincount(ir["t"], minlength=n_con)
         if spec and isa >= 0:
