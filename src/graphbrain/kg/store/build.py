@@ -437,18 +437,26 @@ def _unique_pairs(a: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return u >> 40, u & _LOW40
 
 
-def _order(table: Any, columns: list[str]) -> np.ndarray:
-    """Stable sort order of ``table`` by ``columns`` (strings by byte order), like
-    ``pyarrow.compute.sort_indices`` but with strings ranked once and integers sorted."""
-    pa, _, _ = _pa()
-    keys = []
-    for c in columns:
-        col = table.column(c)
-        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-            keys.append(_str_rank(col)[0])
-        else:
-            keys.append(col.to_numpy())
-    return np.lexsort(keys[::-1])
+def _order(table: Any, columns: list[str]) -> Any:
+    """Stable sort order of ``table`` by ``columns`` (strings by byte order)."""
+    _, pc, _ = _pa()
+    return pc.sort_indices(table, [(c, "ascending") for c in columns])
+
+
+def _sorted_distinct(i: np.ndarray, strs: Any) -> tuple[np.ndarray, Any]:
+    """Distinct (i, string) pairs sorted by i then string: one sort, then adjacent
+    duplicates dropped (no hash table)."""
+    pa, pc, _ = _pa()
+    t = pa.table({"i": i, "s": strs})
+    t = t.take(_order(t, ["i", "s"]))
+    si, ss = t.column("i").to_numpy(), t.column("s").combine_chunks()
+    if len(si) > 1:
+        dup = np.zeros(len(si), dtype=bool)
+        dup[1:] = (si[1:] == si[:-1]) & pc.equal(ss.slice(1), ss.slice(0, len(ss) - 1)).to_numpy(zero_copy_only=False)
+        if dup.any():
+            keep = ~dup
+            si, ss = si[keep], ss.filter(pa.array(keep))
+    return si, ss
 
 
 def _ptr_from_counts(counts: np.ndarray) -> np.ndarray:
@@ -664,12 +672,10 @@ def _build(
         names = strs.take(pa.array(order[first]))
         del order, first, rank, cui
         # synonyms: distinct strings per concept, minus the name and the empty string
-        srank, sdict = _str_rank(strs)
-        gi, gr = _unique_pairs(idx, srank)  # distinct (concept, string), sorted
-        gs = sdict.take(pa.array(gr))
+        gi, gs = _sorted_distinct(idx, strs)  # distinct (concept, string), sorted
         keep_syn = pc.and_(pc.not_equal(gs, names.take(pa.array(gi))), pc.not_equal(gs, ""))
         syn = pa.table({"i": gi.astype(np.int32), "s": gs}).filter(keep_syn)
-        del srank, sdict, gi, gr, gs
+        del gi, gs
         syn_i = syn.column("i").to_numpy()
         syn_cnt.append(np.bincount(syn_i, minlength=nk))
         w_syn.append(pa.table({"s": syn.column("s")}))
@@ -678,10 +684,9 @@ def _build(
         hidx = pa.array(np.flatnonzero(pc.and_(pc.not_equal(code, ""), pc.not_equal(code, "NOCODE")).to_numpy(zero_copy_only=False)))
         nsab = _map_unique(t.column("sab").take(hidx), normalise_source, src_cache)
         xref = pc.binary_join_element_wise(nsab, code.take(hidx), ":")
-        xrank, xdict = _str_rank(xref)
-        xi, xr = _unique_pairs(idx[hidx.to_numpy()], xrank)
-        xt = pa.table({"i": xi.astype(np.int32), "x": xdict.take(pa.array(xr))})
-        del xrank, xdict, xi, xr
+        xi, xs_ = _sorted_distinct(idx[hidx.to_numpy()], xref)
+        xt = pa.table({"i": xi.astype(np.int32), "x": xs_})
+        del xi, xs_
         x_i = xt.column("i").to_numpy()
         x_cnt.append(np.bincount(x_i, minlength=nk))
         w_xref.append(pa.table({"x": xt.column("x")}))
@@ -736,7 +741,7 @@ def _build(
         t = lab_spill.read(k)
         if not t.num_rows:
             continue
-        t = t.take(pa.array(_order(t, ["norm", "concept", "kind", "label"])))
+        t = t.take(_order(t, ["norm", "concept", "kind", "label"]))
         w_lab.append(t)
         stem, rows = _fold_tokens(t.column("label"))
         tt = pa.table([stem, pa.array(rows.astype(np.int64) + r0)], schema=tok_schema)  # de-duplicated when sorted
@@ -763,7 +768,7 @@ def _build(
         for k in range(spill.k):
             t = spill.read(k)
             if t.num_rows:
-                w.append(t.take(pa.array(_order(t, ["key", "concept", "xref"]))))
+                w.append(t.take(_order(t, ["key", "concept", "xref"])))
             del t
         w.close()
         pool.release_unused()
@@ -1038,8 +1043,14 @@ def _build(
         if not len(ir):
             continue
         if packed:  # stable: ties (same tail, relation, head; other sources) keep edge order
-            key = (ir["t"].astype(np.int64) << (rb + hb)) | (ir["r"].astype(np.int64) << hb) | ir["h"].astype(np.int64)
-            ir = ir[np.argsort(key, kind="stable")]
+            t0_ = int(ir["t"].min())
+            tb = max(int(ir["t"].max()) - t0_, 1).bit_length()
+            key = ((ir["t"].astype(np.int64) - t0_) << (rb + hb)) | (ir["r"].astype(np.int64) << hb) | ir["h"].astype(np.int64)
+            lb = max(len(ir) - 1, 1).bit_length()
+            if tb + rb + hb + lb <= 63:  # the record's position as the last key: a plain sort is stable
+                ir = ir[np.sort((key << lb) | np.arange(len(ir), dtype=np.int64)) & ((1 << lb) - 1)]
+            else:
+                ir = ir[np.argsort(key, kind="stable")]
             del key
         else:  # pragma: no cover
             ir = ir[np.lexsort((ir["h"], ir["r"], ir["t"]))]
