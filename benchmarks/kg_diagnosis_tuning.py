@@ -47,7 +47,7 @@ def mrrs(prep, grid: list[IcParams | None]) -> list[float]:
     for qt, target in queries:
         for k, params in enumerate(grid):
             if params is not None:
-                _, total, _ = idx.rank_ic(qt, top_k=1, max_hops=3, params=params)
+                _, total, _ = idx.rank_ic(qt, top_k=1, max_hops=3, params=params, per_finding=False)
             else:
                 _, total, _ = idx.rank(qt, top_k=1, max_hops=3)
                 total = total.copy()

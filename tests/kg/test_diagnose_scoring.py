@@ -182,3 +182,28 @@ def test_evaluate_diagnosis_reports_the_scoring(default_kg):
     assert ic["symptom_overlap"] == old["symptom_overlap"]
     assert ic["diagnose"]["hits@10"] > 0.5
     assert np.isfinite(ic["diagnose"]["mrr"])
+
+
+def test_grouped_answers_fold_subtypes_under_their_parent():
+    # P's subtypes A and B explain x and y; W explains y only; A2 is a subtype of A
+    rels = [("A", "is_a", "P"), ("B", "is_a", "P"), ("A2", "is_a", "A"),
+            ("A", "has_symptom", "X"), ("A", "has_symptom", "Y"), ("B", "has_symptom", "X"),
+            ("B", "has_symptom", "Y"), ("A2", "has_symptom", "X"), ("W", "has_symptom", "Y"),
+            ("W", "has_symptom", "Z")]
+    kg = _kg(["P", "A", "B", "A2", "W"], ["X", "Y", "Z"], rels)
+    flat = kg.diagnose(["X", "Y"], top_k=10, scoring="ic")
+    flat_ids = [c.concept_id for c in flat.candidates]
+    assert set(flat_ids) == {"P", "A", "B", "A2", "W"}
+    assert all(not c.subtypes and "subtypes" not in c.to_dict() for c in flat.candidates)
+    grouped = kg.diagnose(["X", "Y"], top_k=10, scoring="ic", group=True)
+    assert [c.concept_id for c in grouped.candidates] == ["P", "W"]
+    assert [c.rank for c in grouped.candidates] == [1, 2]
+    sub = grouped.candidates[0].subtypes
+    # the members in their flat order, each with its flat score
+    assert [i for i, _, _ in sub] == [x for x in flat_ids if x in {"A", "B", "A2"}]
+    score = {c.concept_id: c.score for c in flat.candidates}
+    assert all(sc == pytest.approx(score[i]) for i, _, sc in sub)
+    assert grouped.candidates[0].to_dict()["subtypes"][0]["id"] == sub[0][0]
+    assert "best subtypes:" in grouped.table()
+    # top_k counts groups
+    assert [c.concept_id for c in kg.diagnose(["X", "Y"], top_k=1, group=True).candidates] == ["P"]

@@ -181,9 +181,12 @@ class Candidate:
     matched: tuple[str, ...]  # finding concept ids with a path
     evidence: tuple[Path, ...]
     evidence_text: tuple[str, ...]
+    # with diagnose(..., group=True): the candidates folded under this one, best first,
+    # as (id, name, score); each is an is-a descendant of this candidate
+    subtypes: tuple[tuple[str, str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "rank": self.rank,
             "id": self.concept_id,
             "name": self.name,
@@ -191,6 +194,9 @@ class Candidate:
             "matched_findings": list(self.matched),
             "evidence": list(self.evidence_text),
         }
+        if self.subtypes:
+            out["subtypes"] = [{"id": i, "name": n, "score": round(sc, 6)} for i, n, sc in self.subtypes]
+        return out
 
 
 @dataclass
@@ -241,6 +247,10 @@ class DiagnosisResult:
             lines.append("no candidate disease (" + "; ".join(self.problems()[:-1] or ["-"]) + ")")
         for c in self.candidates:
             lines.append(f"{c.rank:>3}. {c.name} [{c.concept_id}]  score={c.score:.3f}")
+            if c.subtypes:
+                shown = ", ".join(f"{n} [{i}] {sc:.3f}" for i, n, sc in c.subtypes[:3])
+                more = f" (+{len(c.subtypes) - 3} more)" if len(c.subtypes) > 3 else ""
+                lines.append(f"       best subtypes: {shown}{more}")
             lines.extend(f"       {t}" for t in c.evidence_text)
         return "\n".join(lines)
 
@@ -262,7 +272,7 @@ class IcParams:
     size: float = 0.5
     specificity: float = 0.0
     family_penalty: float = 0.1
-    inherit_penalty: float = 1.0
+    inherit_penalty: float = 0.25
 
 
 _TINY = 1e-9
@@ -416,7 +426,7 @@ class _IcTables:
         return tsim
 
     def score(
-        self, findings: Sequence[int], max_hops: int, p: IcParams
+        self, findings: Sequence[int], max_hops: int, p: IcParams, per_finding: bool = True
     ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
         n = self.n
         self.inherit_parent: dict[int, int] = {}
@@ -430,7 +440,12 @@ class _IcTables:
             reach_leaf |= m > 0
         leaf -= p.size * np.log1p(self.n_ann)
         if p.specificity > 0:
-            tsim = self.query_similarity(fs)
+            key = tuple(sorted(fs))
+            last = self.__dict__.get("_tsim")
+            if last is None or last[0] != key:
+                last = (key, self.query_similarity(fs))
+                self._tsim = last
+            tsim = last[1]
             got = np.add.reduceat(
                 np.concatenate([tsim[self.dann], [0.0]]), np.minimum(self.dann_ptr[:-1], len(self.dann))
             )
@@ -439,8 +454,8 @@ class _IcTables:
         reach_leaf &= annotated
         total = np.where(annotated, leaf, -np.inf)
         reached = reach_leaf.copy()
-        per_s = [m.copy() for m, _ in ms]
-        per_t = [t.copy() for _, t in ms]
+        per_s = [m.copy() for m, _ in ms] if per_finding else []
+        per_t = [t.copy() for _, t in ms] if per_finding else []
         for s in per_s:
             s[~annotated] = 0.0
         if max_hops >= 2:
@@ -456,7 +471,7 @@ class _IcTables:
             better = fam_reach & (~reached | (fam_score > total))
             total = np.where(better, fam_score, total)
             reached |= fam_reach
-            for (m, _), s, t in zip(ms, per_s, per_t):
+            for (m, _), s, t in zip(ms if per_finding else [], per_s, per_t):
                 mv = np.concatenate([m[self.fam], [0.0]])
                 best = np.maximum.reduceat(mv, np.minimum(starts, len(self.fam)))
                 sel = better & (best > 0) & (best > s)
@@ -643,12 +658,13 @@ class DiagnosisIndex:
 
     def rank_ic(
         self, findings: Sequence[int], top_k: int = 10, max_hops: int = 3,
-        params: IcParams | None = None,
+        params: IcParams | None = None, per_finding: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
         """Like :meth:`rank` with the information-content score (module doc); unreached
-        diseases score ``-inf``."""
+        diseases score ``-inf``. ``per_finding=False`` skips the per-finding arrays (used for
+        evidence only) and returns an empty list for them."""
         t = self.ic_tables()
-        total, per, reached = t.score(findings, max_hops, params or IcParams())
+        total, per, reached = t.score(findings, max_hops, params or IcParams(), per_finding)
         total = total.copy()
         total[~reached] = -np.inf
         total[np.asarray(findings, dtype=np.int64)] = -np.inf
@@ -843,6 +859,7 @@ def diagnose(
     finding_relations: Sequence[str] | Mapping[str, str] | str | None = None,
     scoring: str = DEFAULT_SCORING,
     params: IcParams | None = None,
+    group: bool = False,
 ) -> DiagnosisResult:
     """Rank diseases explaining ``findings`` (concept ids, codes, names or free text).
 
@@ -850,8 +867,12 @@ def diagnose(
     :func:`finding_relation_spec`); default: the built-in ones present in the graph.
     ``scoring``: ``"ic"`` (default: information content over the finding hierarchy, disease
     families, dampened size prior; ``params``) or ``"legacy"`` (IDF-weighted best path
-    type, the scoring before the DO + HPO graph). Raises :class:`DiagnosisError` when the
-    graph has none of the finding relations.
+    type, the scoring before the DO + HPO graph). ``group=True``: among the best
+    ``max(5 * top_k, 50)`` candidates, each one that is an is-a descendant of another is
+    folded under its most general such ancestor, which is listed once, at the rank of its
+    best member, with :attr:`Candidate.subtypes` ("Parkinson's disease" with "Parkinson
+    disease 13", ...). Raises :class:`DiagnosisError` when the graph has none of the
+    finding relations.
     """
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
@@ -877,10 +898,14 @@ def diagnose(
     if not resolved:
         return result
     fnodes = [mem.index[f.concept_id] for f in resolved]
+    pool = max(5 * top_k, 50) if group else top_k
     if scoring == "ic":
-        order, total, per = idx.rank_ic(fnodes, top_k, max_hops, params)
+        order, total, per = idx.rank_ic(fnodes, pool, max_hops, params)
     else:
-        order, total, per = idx.rank(fnodes, top_k, max_hops)
+        order, total, per = idx.rank(fnodes, pool, max_hops)
+    folded: dict[int, list[int]] = {}
+    if group:
+        order, folded = _group(idx, order, top_k)
     for f, fi, (s, _) in zip(resolved, fnodes, per):
         reach = s * idx.is_disease
         reach[fi] = 0.0
@@ -910,9 +935,46 @@ def diagnose(
                 matched=tuple(sorted(matched)),
                 evidence=tuple(ev),
                 evidence_text=tuple(p.describe(mem.name_of) for p in ev),
+                subtypes=tuple((mem.ids[x], names[x], float(total[x])) for x in folded.get(d, [])),
             )
         )
     return result
+
+
+def _group(idx: DiagnosisIndex, order: np.ndarray, top_k: int) -> tuple[np.ndarray, dict[int, list[int]]]:
+    """Fold ranked candidates under their most general is-a ancestor among the candidates;
+    groups in the order of their best member (see :func:`diagnose`)."""
+    ranked = [int(x) for x in order.tolist()]
+    pos = {d: k for k, d in enumerate(ranked)}
+    head: dict[int, int] = {}
+    for d in ranked:
+        best, seen, front = d, {d}, [d]
+        while front:  # every is-a ancestor of d; keep the most general one in the pool
+            nxt = []
+            for u in front:
+                for v in idx.parents(np.array([u])).tolist():
+                    if v not in seen:
+                        seen.add(v)
+                        nxt.append(v)
+            front = nxt
+            inpool = [v for v in nxt if v in pos]
+            if inpool:
+                best = min(inpool, key=lambda v: (pos[v], v))
+        head[d] = best
+    # a head that is itself folded under another head goes with it
+    for d in ranked:
+        h = head[d]
+        for _ in range(len(ranked)):
+            if head[h] == h:
+                break
+            h = head[h]
+        head[d] = h
+    groups: dict[int, list[int]] = {}
+    for d in ranked:
+        groups.setdefault(head[d], []).append(d)
+    heads = sorted(groups, key=lambda h: min(pos[m] for m in groups[h]))[:top_k]
+    folded = {h: [m for m in groups[h] if m != h] for h in heads}
+    return np.array(heads, dtype=np.int64), folded
 
 
 def _resolve(

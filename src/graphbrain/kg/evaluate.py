@@ -93,7 +93,7 @@ def evaluate_diagnosis(
     ours, base = [], []
     for qt, target in queries:
         if scoring == "ic":
-            _, total, _ = idx.rank_ic(qt, top_k=1, max_hops=max_hops, params=params)
+            _, total, _ = idx.rank_ic(qt, top_k=1, max_hops=max_hops, params=params, per_finding=False)
         else:
             _, total, _ = idx.rank(qt, top_k=1, max_hops=max_hops)
             total = total.copy()
