@@ -13,7 +13,7 @@ from crash_helpers import KillOnArrival
 
 from graphbrain.batch import worker
 from graphbrain.batch.runner import process_cohort, read_features
-from graphbrain.batch.tasks import SubjectTask
+from graphbrain.batch.tasks import plan_tasks
 from graphbrain.data.records import Cohort, Subject
 
 VOLATILE = ["seconds", "cache_hit"]
@@ -23,7 +23,6 @@ def _mixed_tasks(tmp_path):
     """Subjects of three scan lengths (one too short for the dynamic windows), a NaN, an
     unreadable file, a constant ROI: the batched path must group and isolate them."""
     rng = np.random.default_rng(5)
-    tasks = []
     for i, t in enumerate([60, 80, 60, 80, 60, 15, 60, 80, 60, 60]):
         ts = (rng.standard_normal((t, 3)) @ rng.standard_normal((3, 9)) + rng.standard_normal((t, 9)) + 2)
         ts = ts.astype(np.float32)
@@ -31,12 +30,10 @@ def _mixed_tasks(tmp_path):
             ts[2, 4] = np.nan
         if i == 6:
             ts[:, 0] = 1.0
-        f = tmp_path / f"s{i}.npy"
-        np.save(f, ts)
-        tasks.append(SubjectTask(f"s{i}", "precomputed", {
-            "path": str(f), "meta": {"label": i % 2, "site": "a", "participant": None, "covariates": {}, "error": None},
-            "params": {"kind": "timeseries", "roi_names": None, "tr": 2.0}}, i))
+        np.save(tmp_path / f"s{i}.npy", ts)
     (tmp_path / "s8.npy").write_bytes(b"garbage")
+    tasks = plan_tasks({"source": "precomputed", "path_or_files": str(tmp_path), "tr": 2.0}).tasks
+    assert [t.subject_id for t in tasks] == [f"s{i}" for i in range(10)]
     return tasks
 
 

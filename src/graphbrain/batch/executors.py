@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -30,14 +31,13 @@ _END = object()
 
 
 def _worker_init() -> None:
-    # One BLAS / torch thread per worker process: the pool provides the parallelism.
+    # One BLAS / torch thread per worker process: the pool provides the parallelism. torch
+    # reads OMP_NUM_THREADS when first imported; importing it here only to set the thread
+    # count would add seconds to every worker start (the batch work does not need torch).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")
+    if torch is not None:
         torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
 
 
 class Executor:
@@ -110,6 +110,8 @@ class ProcessExecutor(Executor):
             self._ctx = mp.get_context(mp_context)
         except ValueError as err:
             raise ConfigError(f"executor.mp_context must be spawn, forkserver or fork, got {mp_context!r}") from err
+        if mp_context == "forkserver":  # workers fork from a server that imported the batch code once
+            self._ctx.set_forkserver_preload(["graphbrain.batch.worker"])
         self.restarts = 0
         self._pool = self._new_pool()
 

@@ -20,6 +20,7 @@ import io
 import math
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -212,6 +213,155 @@ def read_abide_phenotypic(path: str | Path) -> pd.DataFrame:
     return table
 
 
+@dataclass
+class AbideScan:
+    """One phenotypic row (or a file without a row) of an ABIDE-PCP release, indexed by
+    :func:`index_abide_pcp` without reading its time series (small and picklable: a batch
+    driver plans with it, a worker reads it with :func:`read_abide_scan`).
+
+    ``error`` is set when the entry cannot become a subject (no file: ``missing_file``;
+    no usable ``DX_GROUP`` or no phenotypic row: ``missing_label``).
+    """
+
+    subject_id: str
+    path: Path | None
+    row: dict[str, Any]
+    site: str | None
+    sub_id: Any
+    file_id: str | None
+    label: int | None
+    error: DataError | None = None
+
+
+def abide_files(ts_dir: Path, atlas: str) -> dict[str, Path]:
+    """``{FILE_ID: path}`` of the ``*_rois_<atlas>.1D[.gz]`` files in ``ts_dir`` (an
+    uncompressed copy wins over a compressed one of the same scan)."""
+    suffix = f"_rois_{atlas}"
+    files: dict[str, Path] = {}
+    for f in sorted(ts_dir.iterdir()):
+        for ext in (".1D", ".1D.gz"):
+            if f.name.endswith(suffix + ext):
+                file_id = f.name[: -len(suffix + ext)]
+                if file_id not in files or ext == ".1D":
+                    files[file_id] = f
+    return files
+
+
+def index_abide_pcp(
+    root: str | Path,
+    atlas: str = "ho",
+    pipeline: str = "cpac",
+    strategy: str = "filt_noglobal",
+    phenotypic: str | Path | None = None,
+    sites: Iterable[str] | None = None,
+    subject_id: Literal["FILE_ID", "SUB_ID"] = "FILE_ID",
+) -> tuple[list[AbideScan], Path]:
+    """Index an ABIDE-PCP release: the phenotypic CSV and the file listing, no time series.
+
+    Arguments as :func:`read_abide_pcp`. Returns ``(scans, pcp_folder)``: one
+    :class:`AbideScan` per phenotypic row kept by ``sites`` (in CSV order), then one per
+    time-series file without a row. :func:`read_abide_pcp` is this plus
+    :func:`read_abide_scan` on every scan plus validation.
+
+    Raises:
+        DataError: missing folder or phenotypic CSV, or no file for ``atlas``.
+    """
+    pcp = _find_pcp_dir(Path(root))
+    ts_dir = pcp / pipeline / strategy
+    if not ts_dir.is_dir():
+        raise DataError(
+            f"no time-series folder for pipeline={pipeline!r}, strategy={strategy!r}",
+            source=str(ts_dir),
+            reason="missing_file",
+        )
+    pheno_path = Path(phenotypic) if phenotypic is not None else pcp / PHENOTYPIC_FILE
+    table = read_abide_phenotypic(pheno_path)
+    suffix = f"_rois_{atlas}"
+    files = abide_files(ts_dir, atlas)
+    if not files:
+        raise DataError(
+            f"no '*{suffix}.1D' or '*{suffix}.1D.gz' files (is atlas={atlas!r} right?)",
+            source=str(ts_dir),
+            reason="missing_file",
+        )
+    site_filter = None if sites is None else {str(s) for s in sites}
+    scans: list[AbideScan] = []
+    used_files: set[str] = set()
+    for row in table.to_dict(orient="records"):
+        site = _clean_value(row["SITE_ID"])
+        site = None if site is None else str(site)
+        if site_filter is not None and site not in site_filter:
+            continue
+        file_id = _clean_value(row["FILE_ID"])
+        file_id = None if file_id is None or file_id == "no_filename" else str(file_id)
+        sub_id = _clean_value(row["SUB_ID"])
+        sid = str(file_id if subject_id == "FILE_ID" and file_id else sub_id)
+        scan = AbideScan(sid, None, row, site, sub_id, file_id, None)
+        if file_id is None or file_id not in files:
+            scan.error = DataError(
+                f"phenotypic row (SUB_ID {sub_id}) has no '{suffix}' time-series file",
+                source=str(ts_dir / f"{file_id}{suffix}.1D[.gz]"),
+                reason="missing_file",
+            )
+        else:
+            scan.path = files[file_id]
+            used_files.add(file_id)
+            scan.label = _dx_to_label(row["DX_GROUP"])
+            if scan.label is None:
+                scan.error = DataError(
+                    f"DX_GROUP is {row['DX_GROUP']!r}, expected 1 (autism) or 2 (control)",
+                    source=str(scan.path),
+                    reason="missing_label",
+                )
+        scans.append(scan)
+
+    wanted_prefixes = None if site_filter is None else tuple(s.lower() for s in site_filter)
+    for file_id, path in files.items():
+        if file_id in used_files:
+            continue
+        if wanted_prefixes is not None and not file_id.lower().startswith(wanted_prefixes):
+            continue
+        err = DataError(
+            "time-series file has no row in the phenotypic CSV (no label)",
+            source=str(path),
+            reason="missing_label",
+        )
+        scans.append(AbideScan(file_id, path, {}, None, None, file_id, None, err))
+    return scans, pcp
+
+
+def read_abide_scan(scan: AbideScan, drop_rois: Iterable[str] | None = None) -> Subject:
+    """Read one indexed scan (see :func:`index_abide_pcp`) into a :class:`Subject`, not yet
+    validated: the per-subject step of :func:`read_abide_pcp`.
+
+    Raises:
+        DataError: the scan's own ``error``, an unreadable file, or ``drop_rois`` naming
+            ROIs the header lacks.
+    """
+    if scan.error is not None:
+        raise scan.error
+    if scan.path is None:
+        raise DataError(f"scan {scan.subject_id!r} has no time-series file", reason="missing_file")
+    path = Path(scan.path)
+    drop = [str(r).lstrip("#") for r in drop_rois] if drop_rois is not None else []
+    ts, names = read_1d(path)
+    if drop:
+        ts, names = _drop_columns(ts, names, drop, path)
+    row, site = scan.row, scan.site
+    return Subject(
+        id=scan.subject_id,
+        timeseries=ts,
+        label=scan.label,
+        site=site,
+        covariates={name: _clean_value(row[col]) for col, name in ABIDE_COVARIATES.items() if col in row}
+        | {"sub_id": str(scan.sub_id), "file_id": scan.file_id},
+        roi_names=names,
+        tr=ABIDE_SITE_TR.get(site.upper()) if site else None,
+        source=str(path),
+        participant=str(scan.sub_id),
+    )
+
+
 def read_abide_pcp(
     root: str | Path,
     atlas: str = "ho",
@@ -262,35 +412,8 @@ def read_abide_pcp(
         raise ConfigError(f"on_invalid must be 'raise' or 'exclude', got {on_invalid!r}")
     if subject_id not in ("FILE_ID", "SUB_ID"):
         raise ConfigError(f"subject_id must be 'FILE_ID' or 'SUB_ID', got {subject_id!r}")
-    pcp = _find_pcp_dir(Path(root))
-    ts_dir = pcp / pipeline / strategy
-    if not ts_dir.is_dir():
-        raise DataError(
-            f"no time-series folder for pipeline={pipeline!r}, strategy={strategy!r}",
-            source=str(ts_dir),
-            reason="missing_file",
-        )
-    pheno_path = Path(phenotypic) if phenotypic is not None else pcp / PHENOTYPIC_FILE
-    table = read_abide_phenotypic(pheno_path)
-
-    suffix = f"_rois_{atlas}"
-    files: dict[str, Path] = {}
-    for f in sorted(ts_dir.iterdir()):
-        for ext in (".1D", ".1D.gz"):
-            if f.name.endswith(suffix + ext):
-                file_id = f.name[: -len(suffix + ext)]
-                # An uncompressed copy wins over a compressed one of the same scan.
-                if file_id not in files or ext == ".1D":
-                    files[file_id] = f
-    if not files:
-        raise DataError(
-            f"no '*{suffix}.1D' or '*{suffix}.1D.gz' files (is atlas={atlas!r} right?)",
-            source=str(ts_dir),
-            reason="missing_file",
-        )
-
-    drop = [str(r).lstrip("#") for r in drop_rois] if drop_rois is not None else []
-    site_filter = None if sites is None else {str(s) for s in sites}
+    scans, pcp = index_abide_pcp(root, atlas, pipeline, strategy, phenotypic, sites, subject_id)
+    drop = [str(r).lstrip("#") for r in drop_rois] if drop_rois is not None else None
     excluded: list[Exclusion] = []
     subjects: list[Subject] = []
 
@@ -299,78 +422,11 @@ def read_abide_pcp(
             raise err
         excluded.append(Exclusion(sid, err.source, err.reason, str(err)))
 
-    used_files: set[str] = set()
-    for row in table.to_dict(orient="records"):
-        site = _clean_value(row["SITE_ID"])
-        site = None if site is None else str(site)
-        if site_filter is not None and site not in site_filter:
-            continue
-        file_id = _clean_value(row["FILE_ID"])
-        file_id = None if file_id is None or file_id == "no_filename" else str(file_id)
-        sub_id = _clean_value(row["SUB_ID"])
-        sid = str(file_id if subject_id == "FILE_ID" and file_id else sub_id)
-        if file_id is None or file_id not in files:
-            fail(
-                DataError(
-                    f"phenotypic row (SUB_ID {sub_id}) has no '{suffix}' time-series file",
-                    source=str(ts_dir / f"{file_id}{suffix}.1D[.gz]"),
-                    reason="missing_file",
-                ),
-                sid,
-            )
-            continue
-        path = files[file_id]
-        used_files.add(file_id)
-        label = _dx_to_label(row["DX_GROUP"])
-        if label is None:
-            fail(
-                DataError(
-                    f"DX_GROUP is {row['DX_GROUP']!r}, expected 1 (autism) or 2 (control)",
-                    source=str(path),
-                    reason="missing_label",
-                ),
-                sid,
-            )
-            continue
+    for scan in scans:
         try:
-            ts, names = read_1d(path)
-            if drop:
-                ts, names = _drop_columns(ts, names, drop, path)
-            subj = Subject(
-                id=sid,
-                timeseries=ts,
-                label=label,
-                site=site,
-                covariates={
-                    name: _clean_value(row[col])
-                    for col, name in ABIDE_COVARIATES.items()
-                    if col in row
-                }
-                | {"sub_id": str(sub_id), "file_id": file_id},
-                roi_names=names,
-                tr=ABIDE_SITE_TR.get(site.upper()) if site else None,
-                source=str(path),
-                participant=str(sub_id),
-            )
+            subjects.append(read_abide_scan(scan, drop))
         except DataError as err:
-            fail(err, sid)
-            continue
-        subjects.append(subj)
-
-    wanted_prefixes = None if site_filter is None else tuple(s.lower() for s in site_filter)
-    for file_id, path in files.items():
-        if file_id in used_files:
-            continue
-        if wanted_prefixes is not None and not file_id.lower().startswith(wanted_prefixes):
-            continue
-        fail(
-            DataError(
-                "time-series file has no row in the phenotypic CSV (no label)",
-                source=str(path),
-                reason="missing_label",
-            ),
-            file_id,
-        )
+            fail(err, scan.subject_id)
 
     subjects.sort(key=lambda s: s.id)
     return validate_cohort(

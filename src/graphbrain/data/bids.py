@@ -244,6 +244,192 @@ def _label_of(value: Any, label_map: Mapping[Any, int] | None, column: str, src:
     )
 
 
+@dataclass
+class BidsIndex:
+    """The runs of an fMRIPrep derivatives folder grouped per subject, and the participants
+    table, without reading any image (see :func:`index_bids`)."""
+
+    deriv: Path
+    groups: dict[str, list[BidsRun]]
+    table: pd.DataFrame | None
+    participants_path: Path | None
+    runs: list[BidsRun]
+    task: str | None = None
+    space: str | None = None
+    label_column: str | None = "diagnosis"
+
+    def row(self, participant: str) -> dict[str, Any] | None:
+        """The participants.tsv row of a participant label (without ``sub-``) as a dict."""
+        if self.table is None or participant not in self.table.index:
+            return None
+        row = self.table.loc[participant]
+        if isinstance(row, pd.DataFrame):
+            row = row.iloc[0]
+        return dict(row.items())
+
+    def unmatched(self) -> list[tuple[DataError, str]]:
+        """``(error, subject_id)`` for participants listed without any matching BOLD run."""
+        if self.table is None or self.label_column is None:
+            return []
+        found = {r.subject for r in self.runs}
+        return [
+            (
+                DataError(
+                    f"participant sub-{pid} is listed in participants.tsv but has no "
+                    f"preprocessed BOLD run (task={self.task!r}, space={self.space!r})",
+                    source=str(self.participants_path),
+                    reason="missing_file",
+                ),
+                f"sub-{pid}",
+            )
+            for pid in self.table.index
+            if pid not in found
+        ]
+
+
+def index_bids(
+    root: str | Path,
+    *,
+    task: str | None = None,
+    space: str | None = None,
+    participants: str | Path | None = None,
+    label_column: str | None = "diagnosis",
+    multiple_runs: Literal["first", "separate", "concatenate"] = "first",
+) -> BidsIndex:
+    """Discover the runs and read ``participants.tsv`` (arguments as :func:`read_bids`),
+    reading no image: what a batch driver plans with. ``groups`` maps each subject id
+    (``sub-X``, or the scan id with ``multiple_runs="separate"``) to its runs.
+
+    Raises:
+        DataError: no BOLD run, missing participants table or label column.
+    """
+    root = Path(root)
+    deriv = find_derivatives(root)
+    runs = discover_fmriprep(deriv, task=task, space=space)
+    if not runs:
+        raise DataError(
+            f"no *_desc-preproc_bold.nii[.gz] matching task={task!r}, space={space!r}",
+            source=str(deriv),
+            reason="missing_file",
+        )
+    ppath = Path(participants) if participants is not None else _find_participants(root, deriv)
+    table: pd.DataFrame | None = None
+    if ppath is not None:
+        if not ppath.is_file():
+            raise DataError(
+                "participants table not found", source=str(ppath), reason="missing_file"
+            )
+        table = read_participants(ppath)
+    if label_column is not None:
+        if table is None:
+            raise DataError(
+                f"labels come from participants.tsv column {label_column!r}, but no participants.tsv "
+                "was found; pass participants=... or label_column=None",
+                source=str(root),
+                reason="missing_file",
+            )
+        if label_column not in table.columns:
+            raise DataError(
+                f"participants table has no column {label_column!r} (columns: {list(table.columns)})",
+                source=str(ppath),
+                reason="missing_column",
+            )
+    groups: dict[str, list[BidsRun]] = {}
+    for run in runs:
+        key = run.subject if multiple_runs != "separate" else run.scan_id
+        groups.setdefault(key, []).append(run)
+    named = {}
+    for key, group in groups.items():
+        if multiple_runs == "first":
+            group = group[:1]
+        named[f"sub-{key}" if multiple_runs != "separate" else key] = group
+    return BidsIndex(deriv, named, table, ppath, runs, task, space, label_column)
+
+
+def read_bids_subject(
+    subject_id: str,
+    runs: Sequence[BidsRun],
+    atlas: Atlas,
+    *,
+    participant_row: Mapping[str, Any] | None = None,
+    has_table: bool = False,
+    label_column: str | None = "diagnosis",
+    label_map: Mapping[Any, int] | None = None,
+    site_column: str | None = "site",
+    confound_strategy: ConfoundStrategy = "motion+wm_csf",
+    t_r: float | None = None,
+    **clean: Any,
+) -> Subject:
+    """Extract one subject's ROI time series from its runs (several are cleaned one by one
+    and stacked in time): the per-subject step of :func:`read_bids`, not yet validated.
+
+    ``participant_row`` is the subject's participants.tsv row (``None`` when it has none;
+    ``has_table`` says whether the cohort has a participants table at all); ``clean``
+    takes ``standardize``, ``detrend``, ``low_pass``, ``high_pass``, ``mask_img``,
+    ``radius``, ``smoothing_fwhm``, ``allow_overlap`` as :func:`read_bids`.
+
+    Raises:
+        DataError: no row / no usable label (``missing_label``), no confounds file
+            (``missing_confounds``), unreadable image ...
+    """
+    first = runs[0]
+    src = str(first.bold)
+    label = None
+    site = None
+    covariates: dict[str, Any] = {}
+    if has_table:
+        if participant_row is None:
+            if label_column is not None:
+                raise DataError(
+                    f"participant sub-{first.subject} has no row in participants.tsv",
+                    source=src,
+                    reason="missing_label",
+                )
+        else:
+            row = participant_row
+            if label_column is not None:
+                label = _label_of(row[label_column], label_map, label_column, src)
+            if site_column is not None and site_column in row:
+                site_val = _cell(row[site_column])
+                site = None if site_val is None else str(site_val)
+            skip = {"participant_id", label_column, site_column}
+            covariates = {c: _cell(row[c]) for c in row if c not in skip}
+    parts = []
+    tr_used = None
+    for run in runs:
+        if confound_strategy is not None and not isinstance(confound_strategy, Mapping):
+            if run.confounds is None:
+                raise DataError(
+                    f"no confounds file ({run.scan_id}{_CONFOUND_SUFFIXES[0]}) next to the "
+                    f"BOLD image, but confound_strategy={confound_strategy!r}",
+                    source=str(run.bold),
+                    reason="missing_confounds",
+                )
+        tr = t_r if t_r is not None else _read_tr(run.sidecar)
+        ts, tr_used = _extract(
+            run.bold,
+            atlas,
+            confounds=run.confounds if confound_strategy is not None else None,
+            confound_strategy=confound_strategy,
+            t_r=tr,
+            **clean,
+        )
+        parts.append(ts)
+    covariates["participant_id"] = f"sub-{first.subject}"
+    covariates["n_runs"] = len(parts)
+    return Subject(
+        id=subject_id,
+        timeseries=np.concatenate(parts, axis=0),
+        label=label,
+        site=site,
+        covariates=covariates,
+        roi_names=list(atlas.roi_names),
+        tr=tr_used,
+        source=src,
+        participant=f"sub-{first.subject}",
+    )
+
+
 def read_bids(
     root: str | Path,
     atlas: Atlas | str | Path | nib.Nifti1Image | np.ndarray,
@@ -309,42 +495,10 @@ def read_bids(
         )
     root = Path(root)
     at = load_atlas(atlas, atlas_kind, roi_names)
-    deriv = find_derivatives(root)
-    runs = discover_fmriprep(deriv, task=task, space=space)
-    if not runs:
-        raise DataError(
-            f"no *_desc-preproc_bold.nii[.gz] matching task={task!r}, space={space!r}",
-            source=str(deriv),
-            reason="missing_file",
-        )
-    ppath = Path(participants) if participants is not None else _find_participants(root, deriv)
-    table: pd.DataFrame | None = None
-    if ppath is not None:
-        if not ppath.is_file():
-            raise DataError(
-                "participants table not found", source=str(ppath), reason="missing_file"
-            )
-        table = read_participants(ppath)
-    if label_column is not None:
-        if table is None:
-            raise DataError(
-                f"labels come from participants.tsv column {label_column!r}, but no participants.tsv "
-                "was found; pass participants=... or label_column=None",
-                source=str(root),
-                reason="missing_file",
-            )
-        if label_column not in table.columns:
-            raise DataError(
-                f"participants table has no column {label_column!r} (columns: {list(table.columns)})",
-                source=str(ppath),
-                reason="missing_column",
-            )
-
-    groups: dict[str, list[BidsRun]] = {}
-    for run in runs:
-        key = run.subject if multiple_runs != "separate" else run.scan_id
-        groups.setdefault(key, []).append(run)
-
+    index = index_bids(
+        root, task=task, space=space, participants=participants, label_column=label_column,
+        multiple_runs=multiple_runs,
+    )
     subjects: list[Subject] = []
     excluded: list[Exclusion] = []
     clean = {
@@ -357,90 +511,34 @@ def read_bids(
         "smoothing_fwhm": smoothing_fwhm,
         "allow_overlap": allow_overlap,
     }
-    for key, group in groups.items():
-        if multiple_runs == "first":
-            group = group[:1]
-        first = group[0]
-        sid = f"sub-{key}" if multiple_runs != "separate" else key
-        src = str(first.bold)
+    for sid, group in index.groups.items():
         try:
-            label = None
-            site = None
-            covariates: dict[str, Any] = {}
-            if table is not None:
-                if first.subject not in table.index:
-                    if label_column is not None:
-                        raise DataError(
-                            f"participant sub-{first.subject} has no row in participants.tsv",
-                            source=src,
-                            reason="missing_label",
-                        )
-                else:
-                    row = table.loc[first.subject]
-                    if isinstance(row, pd.DataFrame):
-                        row = row.iloc[0]
-                    if label_column is not None:
-                        label = _label_of(row[label_column], label_map, label_column, src)
-                    if site_column is not None and site_column in table.columns:
-                        site_val = _cell(row[site_column])
-                        site = None if site_val is None else str(site_val)
-                    skip = {"participant_id", label_column, site_column}
-                    covariates = {c: _cell(row[c]) for c in table.columns if c not in skip}
-            parts = []
-            tr_used = None
-            for run in group:
-                if confound_strategy is not None and not isinstance(confound_strategy, Mapping):
-                    if run.confounds is None:
-                        raise DataError(
-                            f"no confounds file ({run.scan_id}{_CONFOUND_SUFFIXES[0]}) next to the "
-                            f"BOLD image, but confound_strategy={confound_strategy!r}",
-                            source=str(run.bold),
-                            reason="missing_confounds",
-                        )
-                tr = t_r if t_r is not None else _read_tr(run.sidecar)
-                ts, tr_used = _extract(
-                    run.bold,
-                    at,
-                    confounds=run.confounds if confound_strategy is not None else None,
-                    confound_strategy=confound_strategy,
-                    t_r=tr,
-                    **clean,
-                )
-                parts.append(ts)
-            covariates["participant_id"] = f"sub-{first.subject}"
-            covariates["n_runs"] = len(parts)
             subjects.append(
-                Subject(
-                    id=sid,
-                    timeseries=np.concatenate(parts, axis=0),
-                    label=label,
-                    site=site,
-                    covariates=covariates,
-                    roi_names=list(at.roi_names),
-                    tr=tr_used,
-                    source=src,
-                    participant=f"sub-{first.subject}",
+                read_bids_subject(
+                    sid,
+                    group,
+                    at,
+                    participant_row=index.row(group[0].subject),
+                    has_table=index.table is not None,
+                    label_column=label_column,
+                    label_map=label_map,
+                    site_column=site_column,
+                    confound_strategy=confound_strategy,
+                    t_r=t_r,
+                    **clean,
                 )
             )
         except DataError as err:
             if on_invalid == "raise":
                 raise
-            excluded.append(Exclusion(sid, err.source or src, err.reason, str(err)))
+            excluded.append(Exclusion(sid, err.source or str(group[0].bold), err.reason, str(err)))
 
-    if table is not None and label_column is not None:
-        found = {r.subject for r in runs}
-        for pid in table.index:
-            if pid not in found:
-                err = DataError(
-                    f"participant sub-{pid} is listed in participants.tsv but has no "
-                    f"preprocessed BOLD run (task={task!r}, space={space!r})",
-                    source=str(ppath),
-                    reason="missing_file",
-                )
-                if on_invalid == "raise":
-                    raise err
-                excluded.append(Exclusion(f"sub-{pid}", str(ppath), err.reason, str(err)))
+    for err, sid in index.unmatched():
+        if on_invalid == "raise":
+            raise err
+        excluded.append(Exclusion(sid, err.source, err.reason, str(err)))
 
+    deriv = index.deriv
     return validate_cohort(
         subjects,
         name="bids",

@@ -729,6 +729,117 @@ class _Missing:
 _MISSING = _Missing()
 
 
+@dataclass
+class NiftiScan:
+    """One BOLD file with its per-file metadata, resolved by :func:`index_nifti` without
+    reading the image (``label_missing``: a labels mapping lacks this subject)."""
+
+    subject_id: str
+    path: Path
+    label: Any = None
+    site: str | None = None
+    participant: str | None = None
+    confounds: Any = None
+    label_missing: bool = False
+
+
+def index_nifti(
+    bold_files: str | Path | Sequence[str | Path],
+    *,
+    labels: Sequence[int | None] | Mapping[str, int] | None = None,
+    subject_ids: Sequence[str] | None = None,
+    participants: Sequence[str | None] | Mapping[str, str] | None = None,
+    sites: Sequence[str | None] | Mapping[str, str] | str | None = None,
+    confounds: ConfoundsInput | Sequence[ConfoundsInput] | Mapping[str, ConfoundsInput] = None,
+) -> list[NiftiScan]:
+    """The BOLD files and their per-file labels, sites, participants and confounds
+    (arguments as :func:`read_nifti`), without reading any image.
+
+    Raises:
+        DataError: an empty folder or glob. ConfigError: per-file arguments that do not
+        match the files.
+    """
+    files = _expand_files(bold_files)
+    ids = [str(s) for s in subject_ids] if subject_ids is not None else _file_ids(files)
+    if len(ids) != len(files):
+        raise ConfigError(f"subject_ids has {len(ids)} entries for {len(files)} BOLD files")
+    lab = _per_file(labels, ids, "labels")
+    site = _per_file(sites, ids, "sites")
+    if isinstance(participants, (str, Path)):
+        raise ConfigError("participants must be a sequence aligned with the files or a mapping by id")
+    part = _per_file(participants, ids, "participants")
+    conf = _per_file(confounds, ids, "confounds")
+    return [
+        NiftiScan(
+            subject_id=sid,
+            path=path,
+            label=None if y is _MISSING else y,
+            site=None if s is None or s is _MISSING else str(s),
+            participant=None if pid is None or pid is _MISSING else str(pid),
+            confounds=None if c is _MISSING else c,
+            label_missing=y is _MISSING,
+        )
+        for sid, path, y, s, c, pid in zip(ids, files, lab, site, conf, part, strict=True)
+    ]
+
+
+def read_nifti_subject(
+    scan: NiftiScan,
+    atlas: Atlas,
+    *,
+    confound_strategy: ConfoundStrategy = None,
+    standardize: bool | str | None = "zscore_sample",
+    detrend: bool = True,
+    low_pass: float | None = None,
+    high_pass: float | None = None,
+    t_r: float | None = None,
+    mask_img: Any = None,
+    radius: float | None = None,
+    smoothing_fwhm: float | None = None,
+    allow_overlap: bool = False,
+) -> Subject:
+    """Extract one indexed BOLD file's ROI time series (see :func:`index_nifti`): the
+    per-subject step of :func:`read_nifti`, not yet validated.
+
+    Raises:
+        DataError: no label in the labels mapping (``missing_label``), unreadable image,
+            atlas and image in different spaces ...
+    """
+    path = scan.path
+    if scan.label_missing:
+        raise DataError(
+            "no label for this subject in the labels mapping",
+            source=str(path),
+            reason="missing_label",
+        )
+    ts, tr = _extract(
+        path,
+        atlas,
+        confounds=scan.confounds,
+        confound_strategy=confound_strategy,
+        standardize=standardize,
+        detrend=detrend,
+        low_pass=low_pass,
+        high_pass=high_pass,
+        t_r=t_r,
+        mask_img=mask_img,
+        radius=radius,
+        smoothing_fwhm=smoothing_fwhm,
+        allow_overlap=allow_overlap,
+    )
+    y = scan.label
+    return Subject(
+        id=scan.subject_id,
+        timeseries=ts,
+        label=None if y is None else int(y),
+        site=scan.site,
+        roi_names=list(atlas.roi_names),
+        tr=tr,
+        source=str(path),
+        participant=scan.participant,
+    )
+
+
 def read_nifti(
     bold_files: str | Path | Sequence[str | Path],
     atlas: Atlas | str | Path | nib.Nifti1Image | np.ndarray,
@@ -789,57 +900,34 @@ def read_nifti(
     if on_invalid not in ("raise", "exclude"):
         raise ConfigError(f"on_invalid must be 'raise' or 'exclude', got {on_invalid!r}")
     at = load_atlas(atlas, atlas_kind, roi_names)
-    files = _expand_files(bold_files)
-    ids = [str(s) for s in subject_ids] if subject_ids is not None else _file_ids(files)
-    if len(ids) != len(files):
-        raise ConfigError(f"subject_ids has {len(ids)} entries for {len(files)} BOLD files")
-    lab = _per_file(labels, ids, "labels")
-    site = _per_file(sites, ids, "sites")
-    if isinstance(participants, (str, Path)):
-        raise ConfigError("participants must be a sequence aligned with the files or a mapping by id")
-    part = _per_file(participants, ids, "participants")
-    conf = _per_file(confounds, ids, "confounds")
+    scans = index_nifti(
+        bold_files, labels=labels, subject_ids=subject_ids, participants=participants, sites=sites,
+        confounds=confounds,
+    )
     subjects: list[Subject] = []
     excluded: list[Exclusion] = []
-    for sid, path, y, s, c, pid in zip(ids, files, lab, site, conf, part, strict=True):
+    for scan in scans:
         try:
-            if y is _MISSING:
-                raise DataError(
-                    "no label for this subject in the labels mapping",
-                    source=str(path),
-                    reason="missing_label",
-                )
-            ts, tr = _extract(
-                path,
-                at,
-                confounds=None if c is _MISSING else c,
-                confound_strategy=confound_strategy,
-                standardize=standardize,
-                detrend=detrend,
-                low_pass=low_pass,
-                high_pass=high_pass,
-                t_r=t_r,
-                mask_img=mask_img,
-                radius=radius,
-                smoothing_fwhm=smoothing_fwhm,
-                allow_overlap=allow_overlap,
-            )
             subjects.append(
-                Subject(
-                    id=sid,
-                    timeseries=ts,
-                    label=None if y is None else int(y),
-                    site=None if s is None or s is _MISSING else str(s),
-                    roi_names=list(at.roi_names),
-                    tr=tr,
-                    source=str(path),
-                    participant=None if pid is None or pid is _MISSING else str(pid),
+                read_nifti_subject(
+                    scan,
+                    at,
+                    confound_strategy=confound_strategy,
+                    standardize=standardize,
+                    detrend=detrend,
+                    low_pass=low_pass,
+                    high_pass=high_pass,
+                    t_r=t_r,
+                    mask_img=mask_img,
+                    radius=radius,
+                    smoothing_fwhm=smoothing_fwhm,
+                    allow_overlap=allow_overlap,
                 )
             )
         except DataError as err:
             if on_invalid == "raise":
                 raise
-            excluded.append(Exclusion(sid, err.source or str(path), err.reason, str(err)))
+            excluded.append(Exclusion(scan.subject_id, err.source or str(scan.path), err.reason, str(err)))
     return validate_cohort(
         subjects,
         name=name,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,6 +149,170 @@ def _value(v: Any) -> Any:
     return v
 
 
+@dataclass
+class PrecomputedIndex:
+    """The subject files and labels table of a precomputed cohort, no matrix read (see
+    :func:`index_precomputed`)."""
+
+    files: dict[str, Path]
+    table: pd.DataFrame | None
+    table_src: str | None
+    covariate_columns: list[str]
+
+    def row(self, subject_id: str) -> dict[str, Any] | None:
+        """The labels-table row of a subject as a plain dict (``None``: no row or no table)."""
+        if self.table is None or subject_id not in self.table.index:
+            return None
+        return dict(self.table.loc[subject_id].items())
+
+    def unmatched(self) -> list[tuple[DataError, str]]:
+        """``(error, subject_id)`` for every labels-table id without a matrix file."""
+        if self.table is None:
+            return []
+        return [
+            (
+                DataError(
+                    f"subject {sid!r} is in the labels table but has no matrix file",
+                    source=self.table_src,
+                    reason="missing_file",
+                ),
+                sid,
+            )
+            for sid in self.table.index
+            if sid not in self.files
+        ]
+
+
+def index_precomputed(
+    path_or_files: str | Path | Sequence[str | Path] | Mapping[str, str | Path],
+    labels_table: str | Path | pd.DataFrame | None = None,
+    *,
+    id_column: str = "subject_id",
+    label_column: str | None = "label",
+    site_column: str | None = "site",
+    participant_column: str | None = "participant",
+    covariate_columns: Sequence[str] | None = None,
+) -> PrecomputedIndex:
+    """List the subject files and read the labels table (arguments as
+    :func:`read_precomputed`), without reading any matrix: what a batch driver plans with.
+
+    Raises:
+        DataError: empty folder, unreadable labels table, missing id or label column.
+        ConfigError: two files with one subject id, unknown ``covariate_columns``.
+    """
+    skip = Path(labels_table) if isinstance(labels_table, (str, Path)) else None
+    files = _subject_files(path_or_files, skip)
+    table, table_src = (
+        (None, None) if labels_table is None else _read_table(labels_table, id_column)
+    )
+    if table is not None and label_column is not None and label_column not in table.columns:
+        raise DataError(
+            f"labels table has no label column {label_column!r} (columns: {list(table.columns)})",
+            source=table_src,
+            reason="missing_column",
+        )
+    cov_cols: list[str] = []
+    if table is not None:
+        skip_cols = {id_column, label_column, site_column, participant_column}
+        cov_cols = (
+            [c for c in table.columns if c not in skip_cols]
+            if covariate_columns is None
+            else list(covariate_columns)
+        )
+        unknown = [c for c in cov_cols if c not in table.columns]
+        if unknown:
+            raise ConfigError(f"covariate_columns {unknown} are not in the labels table")
+    return PrecomputedIndex(files, table, table_src, cov_cols)
+
+
+def read_precomputed_subject(
+    subject_id: str,
+    path: str | Path,
+    kind: Literal["timeseries", "fc"] = "timeseries",
+    *,
+    row: Mapping[str, Any] | None = None,
+    table_src: str | None = None,
+    label_column: str | None = "label",
+    site_column: str | None = "site",
+    participant_column: str | None = "participant",
+    label_map: Mapping[Any, int] | None = None,
+    covariate_columns: Sequence[str] = (),
+    roi_names: Sequence[str] | None = None,
+    tr: float | None = None,
+) -> Subject:
+    """Read one subject's matrix file with its labels-table ``row``: the per-subject step of
+    :func:`read_precomputed` (not yet validated for NaN, constant ROIs ...).
+
+    ``table_src`` names the labels table (``None``: the cohort has none, so no label is
+    required); ``row`` is ``None`` when the table has no row for the subject.
+
+    Raises:
+        DataError: missing file (``missing_file``), no row or no usable label
+            (``missing_label``), unreadable file, wrong shape, ROI-name count mismatch.
+    """
+    path = Path(path)
+    src = str(path)
+    sid = subject_id
+    if not path.is_file():
+        raise DataError("file not found", source=src, reason="missing_file")
+    label = site = participant = None
+    covariates: dict[str, Any] = {}
+    if table_src is not None:
+        if row is None:
+            raise DataError(
+                f"subject {sid!r} has no row in the labels table {table_src}",
+                source=src,
+                reason="missing_label",
+            )
+        if label_column is not None:
+            raw = _value(row[label_column])
+            if label_map is not None:
+                keyed = {str(k): int(v) for k, v in label_map.items()}
+                raw = keyed.get(str(raw)) if raw is not None else None
+            if raw is None or not isinstance(raw, int):
+                raise DataError(
+                    f"label {row[label_column]!r} in column {label_column!r} is missing or "
+                    "not an integer (pass label_map for text labels)",
+                    source=src,
+                    reason="missing_label",
+                )
+            label = raw
+        if site_column is not None and site_column in row:
+            s = _value(row[site_column])
+            site = None if s is None else str(s)
+        if participant_column is not None and participant_column in row:
+            pv = _value(row[participant_column])
+            participant = None if pv is None else str(pv)
+        covariates = {c: _value(row[c]) for c in covariate_columns}
+    arr, names = read_matrix(path)
+    if arr.ndim != 2:
+        expected = "(T, R) time series" if kind == "timeseries" else "(R, R) matrix"
+        raise DataError(
+            f"expected a 2-D {expected}, got shape {arr.shape}",
+            source=src,
+            reason="wrong_shape",
+        )
+    names = list(roi_names) if roi_names is not None else names
+    if names is not None and len(names) != arr.shape[1]:
+        raise DataError(
+            f"{len(names)} ROI names for {arr.shape[1]} columns",
+            source=src,
+            reason="roi_mismatch",
+        )
+    return Subject(
+        id=sid,
+        timeseries=arr if kind == "timeseries" else None,
+        fc=arr if kind == "fc" else None,
+        label=label,
+        site=site,
+        covariates=covariates,
+        roi_names=names,
+        tr=tr if kind == "timeseries" else None,
+        source=src,
+        participant=participant,
+    )
+
+
 def read_precomputed(
     path_or_files: str | Path | Sequence[str | Path] | Mapping[str, str | Path],
     labels_table: str | Path | pd.DataFrame | None = None,
@@ -193,28 +358,15 @@ def read_precomputed(
         raise ConfigError(f"kind must be 'timeseries' or 'fc', got {kind!r}")
     if on_invalid not in ("raise", "exclude"):
         raise ConfigError(f"on_invalid must be 'raise' or 'exclude', got {on_invalid!r}")
-    skip = Path(labels_table) if isinstance(labels_table, (str, Path)) else None
-    files = _subject_files(path_or_files, skip)
-    table, table_src = (
-        (None, None) if labels_table is None else _read_table(labels_table, id_column)
+    index = index_precomputed(
+        path_or_files,
+        labels_table,
+        id_column=id_column,
+        label_column=label_column,
+        site_column=site_column,
+        participant_column=participant_column,
+        covariate_columns=covariate_columns,
     )
-    if table is not None and label_column is not None and label_column not in table.columns:
-        raise DataError(
-            f"labels table has no label column {label_column!r} (columns: {list(table.columns)})",
-            source=table_src,
-            reason="missing_column",
-        )
-    if table is not None:
-        skip_cols = {id_column, label_column, site_column, participant_column}
-        cov_cols = (
-            [c for c in table.columns if c not in skip_cols]
-            if covariate_columns is None
-            else list(covariate_columns)
-        )
-        unknown = [c for c in cov_cols if c not in table.columns]
-        if unknown:
-            raise ConfigError(f"covariate_columns {unknown} are not in the labels table")
-
     subjects: list[Subject] = []
     excluded: list[Exclusion] = []
 
@@ -223,84 +375,29 @@ def read_precomputed(
             raise err
         excluded.append(Exclusion(sid, err.source, err.reason, str(err)))
 
-    for sid, path in files.items():
-        src = str(path)
+    for sid, path in index.files.items():
         try:
-            if not path.is_file():
-                raise DataError("file not found", source=src, reason="missing_file")
-            label = site = participant = None
-            covariates: dict[str, Any] = {}
-            if table is not None:
-                if sid not in table.index:
-                    raise DataError(
-                        f"subject {sid!r} has no row in the labels table {table_src}",
-                        source=src,
-                        reason="missing_label",
-                    )
-                row = table.loc[sid]
-                if label_column is not None:
-                    raw = _value(row[label_column])
-                    if label_map is not None:
-                        keyed = {str(k): int(v) for k, v in label_map.items()}
-                        raw = keyed.get(str(raw)) if raw is not None else None
-                    if raw is None or not isinstance(raw, int):
-                        raise DataError(
-                            f"label {row[label_column]!r} in column {label_column!r} is missing or "
-                            "not an integer (pass label_map for text labels)",
-                            source=src,
-                            reason="missing_label",
-                        )
-                    label = raw
-                if site_column is not None and site_column in table.columns:
-                    s = _value(row[site_column])
-                    site = None if s is None else str(s)
-                if participant_column is not None and participant_column in table.columns:
-                    pv = _value(row[participant_column])
-                    participant = None if pv is None else str(pv)
-                covariates = {c: _value(row[c]) for c in cov_cols}
-            arr, names = read_matrix(path)
-            if arr.ndim != 2:
-                expected = "(T, R) time series" if kind == "timeseries" else "(R, R) matrix"
-                raise DataError(
-                    f"expected a 2-D {expected}, got shape {arr.shape}",
-                    source=src,
-                    reason="wrong_shape",
-                )
-            names = list(roi_names) if roi_names is not None else names
-            if names is not None and len(names) != arr.shape[1]:
-                raise DataError(
-                    f"{len(names)} ROI names for {arr.shape[1]} columns",
-                    source=src,
-                    reason="roi_mismatch",
-                )
-            subj = Subject(
-                id=sid,
-                timeseries=arr if kind == "timeseries" else None,
-                fc=arr if kind == "fc" else None,
-                label=label,
-                site=site,
-                covariates=covariates,
-                roi_names=names,
-                tr=tr if kind == "timeseries" else None,
-                source=src,
-                participant=participant,
+            subj = read_precomputed_subject(
+                sid,
+                path,
+                kind,
+                row=index.row(sid),
+                table_src=index.table_src,
+                label_column=label_column,
+                site_column=site_column,
+                participant_column=participant_column,
+                label_map=label_map,
+                covariate_columns=index.covariate_columns,
+                roi_names=roi_names,
+                tr=tr,
             )
         except DataError as err:
             fail(err, sid)
             continue
         subjects.append(subj)
 
-    if table is not None:
-        for sid in table.index:
-            if sid not in files:
-                fail(
-                    DataError(
-                        f"subject {sid!r} is in the labels table but has no matrix file",
-                        source=table_src,
-                        reason="missing_file",
-                    ),
-                    sid,
-                )
+    for err, sid in index.unmatched():
+        fail(err, sid)
 
     return validate_cohort(
         subjects,
