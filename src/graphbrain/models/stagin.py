@@ -56,6 +56,13 @@ from graphbrain.models.registry import register_model
 NODE_FEATURES = ("onehot", "static_fc", "window_fc")
 
 
+def _weighted_node_mean(h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``mean_i s_i h_i``: ``(G, R, C)``, ``(G, R)`` -> ``(G, C)`` as one batched matmul
+    ``s^T h / R`` (same maths as ``(h * s[..., None]).mean(1)`` without the ``(G, R, C)``
+    product, forward or backward)."""
+    return torch.bmm(s.unsqueeze(1), h).squeeze(1) / h.shape[1]
+
+
 class SERO(nn.Module):
     """Squeeze-excitation readout: ``(G, R, C)`` -> (``(G, C)``, attention ``(G, R)``)."""
 
@@ -73,7 +80,7 @@ class SERO(nn.Module):
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s = torch.sigmoid(self.attend(self.embed(h.mean(1))))
-        return (h * self.dropout(s).unsqueeze(-1)).mean(1), s
+        return _weighted_node_mean(h, self.dropout(s)), s
 
 
 class GARO(nn.Module):
@@ -94,7 +101,7 @@ class GARO(nn.Module):
         q = self.query(h.mean(1))  # (G, D)
         k = self.key(h)  # (G, R, D)
         s = torch.sigmoid(torch.einsum("grd,gd->gr", k, q) / math.sqrt(q.shape[-1]))
-        return (h * self.dropout(s).unsqueeze(-1)).mean(1), s
+        return _weighted_node_mean(h, self.dropout(s)), s
 
 
 class STAGIN(nn.Module):
