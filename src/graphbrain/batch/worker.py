@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,14 +183,35 @@ def _dynamic_excluded(out: dict[str, Any], err: DataError) -> bool:
     return False
 
 
+class _Stage:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+@contextmanager
+def _isolated(out: dict[str, Any], task: SubjectTask, stage: str = "load",
+              t0: float | None = None) -> Iterator[_Stage]:
+    """Per-subject isolation of a block: a DataError becomes an exclusion (a finding about
+    the data) or a failure, any other exception a failure recorded with the block's current
+    stage; the subject's seconds are recorded either way."""
+    t0 = time.perf_counter() if t0 is None else t0
+    current = _Stage(stage)
+    try:
+        yield current
+    except DataError as err:
+        _data_error(out, task, current.name, err)
+    except Exception as err:  # noqa: BLE001 - per-subject isolation: record and go on
+        _record_failure(out, task, current.name, err)
+    finally:
+        out["status"]["seconds"] = time.perf_counter() - t0
+
+
 def _prepare(task: SubjectTask, settings: Settings, thr: QCThresholds) -> tuple[dict[str, Any], Subject | None]:
     """load -> validate -> QC of one subject (never raises): ``(outcome, subject)``, the
     subject ``None`` when the outcome is final (excluded or failed)."""
-    t0 = time.perf_counter()
     out = _outcome(task)
     status = out["status"]
-    stage = "load"
-    try:
+    with _isolated(out, task) as stage:
         subj = load_subject(task)
         status.update(
             site=subj.site,
@@ -199,7 +222,7 @@ def _prepare(task: SubjectTask, settings: Settings, thr: QCThresholds) -> tuple[
         if subj.timeseries is None:
             raise DataError("batch processing needs ROI time series, this subject only has a connectivity matrix",
                             source=subj.source, reason="no_timeseries")
-        stage = "validate"
+        stage.name = "validate"
         from graphbrain.data.validation import check_subject
 
         try:
@@ -209,7 +232,7 @@ def _prepare(task: SubjectTask, settings: Settings, thr: QCThresholds) -> tuple[
             return out, None
         ts = subj.timeseries
         status["ts_sha256"] = _ts_hash(ts)
-        stage = "qc"
+        stage.name = "qc"
         fd = fd_from_confounds(confounds_of(task))
         qc, snr = compute_qc(ts, tr=subj.tr, roi_names=subj.roi_names, fd=fd, covariates=subj.covariates,
                              fd_spike_mm=thr.fd_spike_mm)
@@ -220,12 +243,6 @@ def _prepare(task: SubjectTask, settings: Settings, thr: QCThresholds) -> tuple[
             status.update(status="excluded", reason=failed[0][0], message="; ".join(m for _, m in failed))
             return out, None
         return out, subj
-    except DataError as err:
-        _data_error(out, task, stage, err)
-    except Exception as err:  # noqa: BLE001 - per-subject isolation: record and go on
-        _record_failure(out, task, stage, err)
-    finally:
-        status["seconds"] = time.perf_counter() - t0
     return out, None
 
 
@@ -238,15 +255,14 @@ def process_subject(task: SubjectTask, settings: Settings) -> dict[str, Any]:
         return out
     status = out["status"]
     ts = subj.timeseries
-    stage = "static_fc"
-    try:
+    with _isolated(out, task, "static_fc", t0) as stage:
         cache = Path(settings.cache_dir)
         fc, key, hit = _cached(cache, "static", ts, _static_params(settings), lambda: _static_fc(ts, settings))
         status.update(static_key=key, cache_hit=hit)
         iu = np.triu_indices(fc.shape[0], k=1)
         out["features"] = np.asarray(fc[iu], dtype=np.float32)
         if settings.dynamic:
-            stage = "dynamic_fc"
+            stage.name = "dynamic_fc"
             dparams = _dynamic_params(settings, subj.tr)
             try:
                 dfc, dkey, dhit = _cached(cache, "dynamic", ts, dparams, lambda: _dynamic_fc(ts, subj.tr, settings))
@@ -255,12 +271,6 @@ def process_subject(task: SubjectTask, settings: Settings) -> dict[str, Any]:
                     return out
                 raise
             status.update(dynamic_key=dkey, n_windows=int(dfc.shape[0]), cache_hit=hit and dhit)
-    except DataError as err:
-        _data_error(out, task, stage, err)
-    except Exception as err:  # noqa: BLE001 - per-subject isolation: record and go on
-        _record_failure(out, task, stage, err)
-    finally:
-        status["seconds"] = time.perf_counter() - t0
     return out
 
 

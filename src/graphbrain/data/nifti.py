@@ -783,23 +783,12 @@ def index_nifti(
     ]
 
 
-def read_nifti_subject(
-    scan: NiftiScan,
-    atlas: Atlas,
-    *,
-    confound_strategy: ConfoundStrategy = None,
-    standardize: bool | str | None = "zscore_sample",
-    detrend: bool = True,
-    low_pass: float | None = None,
-    high_pass: float | None = None,
-    t_r: float | None = None,
-    mask_img: Any = None,
-    radius: float | None = None,
-    smoothing_fwhm: float | None = None,
-    allow_overlap: bool = False,
-) -> Subject:
+def read_nifti_subject(scan: NiftiScan, atlas: Atlas, **options: Any) -> Subject:
     """Extract one indexed BOLD file's ROI time series (see :func:`index_nifti`): the
-    per-subject step of :func:`read_nifti`, not yet validated.
+    per-subject step of :func:`read_nifti`, not yet validated. ``options``: the extraction
+    arguments of :func:`read_nifti` (``confound_strategy``, ``standardize``, ``detrend``,
+    ``low_pass``, ``high_pass``, ``t_r``, ``mask_img``, ``radius``, ``smoothing_fwhm``,
+    ``allow_overlap``).
 
     Raises:
         DataError: no label in the labels mapping (``missing_label``), unreadable image,
@@ -812,21 +801,7 @@ def read_nifti_subject(
             source=str(path),
             reason="missing_label",
         )
-    ts, tr = _extract(
-        path,
-        atlas,
-        confounds=scan.confounds,
-        confound_strategy=confound_strategy,
-        standardize=standardize,
-        detrend=detrend,
-        low_pass=low_pass,
-        high_pass=high_pass,
-        t_r=t_r,
-        mask_img=mask_img,
-        radius=radius,
-        smoothing_fwhm=smoothing_fwhm,
-        allow_overlap=allow_overlap,
-    )
+    ts, tr = _extract(path, atlas, confounds=scan.confounds, **options)
     y = scan.label
     return Subject(
         id=scan.subject_id,
@@ -838,7 +813,6 @@ def read_nifti_subject(
         source=str(path),
         participant=scan.participant,
     )
-
 
 def read_nifti(
     bold_files: str | Path | Sequence[str | Path],

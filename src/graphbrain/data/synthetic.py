@@ -101,46 +101,35 @@ def _subject(
     )
 
 
-def synthetic_design(
-    n_subjects: int = 120,
-    n_rois: int = 32,
-    n_timepoints: int = 150,
-    n_sites: int = 3,
-    n_planted: int = 6,
-    planted_window: tuple[int, int] | None = None,
-    effect_size: float = 1.0,
-    noise: float = 1.0,
-    site_effect: float = 0.5,
-    n_networks: int = 4,
-    tr: float = 2.0,
-    seed: int = 0,
-) -> dict[str, Any]:
+def _arguments(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` completed with :func:`make_synthetic_cohort`'s defaults."""
+    import inspect
+
+    try:
+        bound = inspect.signature(make_synthetic_cohort).bind(**params)
+    except TypeError as err:
+        raise ConfigError(f"synthetic cohort: {err}") from err
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def synthetic_design(**params: Any) -> dict[str, Any]:
     """The planted ground truth of a synthetic cohort without generating any subject
-    (arguments as :func:`make_synthetic_cohort`): ``planted_rois``, ``planted_window``,
-    ``effect_size``, ``seed``, the cohort's ``meta``, and ``roi_names``."""
-    t0, t1 = _check(n_subjects, n_rois, n_timepoints, n_sites, n_planted, planted_window)
-    d = _design(np.random.default_rng(seed), n_rois, n_sites, n_planted, n_networks, site_effect)
-    return {"planted_rois": d["planted"].tolist(), "planted_window": (t0, t1), "effect_size": effect_size,
-            "seed": seed, "roi_names": d["roi_names"]}
+    (``params`` as :func:`make_synthetic_cohort`): ``planted_rois``, ``planted_window``,
+    ``effect_size``, ``seed``, as in the cohort's ``meta``, and ``roi_names``."""
+    a = _arguments(params)
+    t0, t1 = _check(a["n_subjects"], a["n_rois"], a["n_timepoints"], a["n_sites"], a["n_planted"],
+                    a["planted_window"])
+    d = _design(np.random.default_rng(a["seed"]), a["n_rois"], a["n_sites"], a["n_planted"], a["n_networks"],
+                a["site_effect"])
+    return {"planted_rois": d["planted"].tolist(), "planted_window": (t0, t1), "effect_size": a["effect_size"],
+            "seed": a["seed"], "roi_names": d["roi_names"]}
 
 
-def synthetic_subject(
-    index: int,
-    n_subjects: int = 120,
-    n_rois: int = 32,
-    n_timepoints: int = 150,
-    n_sites: int = 3,
-    n_planted: int = 6,
-    planted_window: tuple[int, int] | None = None,
-    effect_size: float = 1.0,
-    noise: float = 1.0,
-    site_effect: float = 0.5,
-    n_networks: int = 4,
-    tr: float = 2.0,
-    seed: int = 0,
-) -> Subject:
+def synthetic_subject(index: int, **params: Any) -> Subject:
     """Subject ``index`` of a synthetic cohort, made on its own (for streaming: a worker
-    makes subject 40,000 without subjects 0..39,999).
+    makes subject 40,000 without subjects 0..39,999); ``params`` as
+    :func:`make_synthetic_cohort`.
 
     Same design as :func:`make_synthetic_cohort` with the same arguments (planted ROIs
     and window, networks, site effects, label ``index % 2``, site), but the subject's
@@ -148,13 +137,16 @@ def synthetic_subject(
     stream shared in order by all subjects, so its time series differ from the
     in-memory cohort's subject of the same index.
     """
-    t0, t1 = _check(n_subjects, n_rois, n_timepoints, n_sites, n_planted, planted_window)
-    if not 0 <= index < n_subjects:
-        raise ConfigError(f"subject index {index} is outside [0, n_subjects={n_subjects})")
-    d = _design(np.random.default_rng(seed), n_rois, n_sites, n_planted, n_networks, site_effect)
-    rng = np.random.default_rng([seed, index])
-    return _subject(rng, index, d, n_timepoints, n_networks, (t0, t1), effect_size, noise, tr)
-
+    a = _arguments(params)
+    t0, t1 = _check(a["n_subjects"], a["n_rois"], a["n_timepoints"], a["n_sites"], a["n_planted"],
+                    a["planted_window"])
+    if not 0 <= index < a["n_subjects"]:
+        raise ConfigError(f"subject index {index} is outside [0, n_subjects={a['n_subjects']})")
+    d = _design(np.random.default_rng(a["seed"]), a["n_rois"], a["n_sites"], a["n_planted"], a["n_networks"],
+                a["site_effect"])
+    rng = np.random.default_rng([a["seed"], index])
+    return _subject(rng, index, d, a["n_timepoints"], a["n_networks"], (t0, t1), a["effect_size"], a["noise"],
+                    a["tr"])
 
 def make_synthetic_cohort(
     n_subjects: int = 120,
