@@ -49,6 +49,43 @@ def test_do_diseases_get_hpo_phenotypes_through_cross_references(dohpo):
     assert "OMIM:168600" in dohpo.concept("DOID:14330").xrefs
 
 
+def test_unmapped_omim_subtypes_roll_up_into_their_do_disease(dohpo):
+    # OMIM:610297 "Parkinson disease 13" has no DO cross-reference: it stays its own concept,
+    # now an is-a child of Parkinson's disease (by name), so the family supports its parent
+    assert dohpo.concept("OMIM:610297").name.startswith("Parkinson disease 13")
+    up = [r for r in dohpo.neighbors("OMIM:610297", "is_a") if r.tail == "DOID:14330"]
+    assert up and up[0].attributes == {"rollup": "name"} and up[0].source == "HPO"
+    assert "OMIM:610297" in dohpo.descendants("DOID:14330")
+    assert dohpo.metadata["merge"]["rolled_up_by_name"] > 100
+    grouped = dohpo.diagnose(["tremor", "bradykinesia", "rigidity"], top_k=3, group=True)
+    pd = {"DOID:14330", *dohpo.descendants("DOID:14330")}
+    assert grouped.candidates[0].concept_id in pd
+
+
+def test_do_diseases_used_as_findings_become_their_hpo_phenotype(dohpo):
+    # DO: pellagra has_feature dementia (DOID:1307, a disease); HPO diseases carry HP:0000726
+    feats = {r.tail for r in dohpo.neighbors("DOID:8457", "has_feature")}
+    assert "HP:0000726" in feats and "DOID:1307" not in feats
+    assert "DOID:1307" in dohpo  # the disease itself stays
+    assert dohpo.metadata["merge"]["do_disease_findings_linked_to_hpo"] > 50
+    res = dohpo.diagnose(["dementia"], top_k=1)
+    assert res.findings[0].concept_id == "HP:0000726"
+
+
+def test_disease_stems():
+    from graphbrain.kg.sources import disease_stems
+
+    assert disease_stems("Parkinson disease 13") == ["parkinson disease"]
+    assert disease_stems("Epilepsy, benign occipital") == ["epilepsy"]
+    assert disease_stems("Hypothyroidism, congenital, nongoitrous, 1") == [
+        "hypothyroidism congenital nongoitrous", "hypothyroidism"]
+    assert disease_stems("Migraine with or without aura, susceptibility to, 12") == ["migraine"]
+    assert disease_stems("Brachydactyly, type A1") == ["brachydactyly"]
+    # a different disease, not a form of Huntington's disease
+    assert disease_stems("Huntington disease-like 2") == ["huntington disease like"]
+    assert disease_stems("Fraser syndrome") == []
+
+
 def test_symptom_and_phenotype_codes_resolve(dohpo):
     assert dohpo.lookup("C0036572")[0].concept_id == "HP:0001250"  # UMLS CUI of seizures
     assert "HP:0001250" in {m.concept_id for m in dohpo.lookup("SNOMEDCT_US:84757009")}

