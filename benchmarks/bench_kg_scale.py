@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -34,16 +35,20 @@ kg = KnowledgeGraph.open(sys.argv[1])
 t2 = time.perf_counter()
 hits = kg.lookup(sys.argv[2], limit=5)
 t3 = time.perf_counter()
-res = kg.diagnose(sys.argv[3:], top_k=10)
+import inspect
+from graphbrain.kg.diagnose import diagnose as _d
+# the memory-mapped index serves the legacy scoring; scoring="ic" builds an is-a closure in memory
+kw = {"scoring": "legacy"} if "scoring" in inspect.signature(_d).parameters else {}
+res = kg.diagnose(sys.argv[3:], top_k=10, **kw)
 t4 = time.perf_counter()
-res2 = kg.diagnose(sys.argv[3:4], top_k=10)
+res2 = kg.diagnose(sys.argv[3:4], top_k=10, **kw)
 t5 = time.perf_counter()
 fz = kg.lookup("tremor rigidity", mode="fuzzy", limit=5)
 t6 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "open_s": t2 - t1, "first_lookup_s": t3 - t2,
                   "first_diagnose_s": t4 - t3, "second_diagnose_s": t5 - t4, "first_fuzzy_s": t6 - t5,
                   "open_to_first_diagnosis_s": t4 - t1, "hits": len(hits), "candidates": len(res.candidates),
-                  "fuzzy_hits": len(fz)}))
+                  "fuzzy_hits": len(fz), "diagnose_kwargs": kw}))
 """
 
 REFERENCE = r"""
@@ -86,8 +91,11 @@ def run_size(n: int, work: Path, timeout: int, reference: bool) -> dict:
         "m = build_store(sys.argv[1], sys.argv[2]); "
         "print(json.dumps({k: m[k] for k in ('concepts', 'relations', 'build_seconds')}))"
     )
+    load_before = os.getloadavg()
     tv, out = _time_v([sys.executable, "-c", build_py, str(meta), str(store)], timeout)
+    load_after = os.getloadavg()
     built = json.loads(out.strip().splitlines()[-1])
+    phases = json.loads((store / "meta.json").read_text())["phases"]
     rows = n_conso + n_rel + built["concepts"]  # + MRSTY (one row per concept)
     store_mb = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / 2**20
     # a finding with diseases: the tail of a has_manifestation edge
@@ -112,8 +120,10 @@ def run_size(n: int, work: Path, timeout: int, reference: bool) -> dict:
         "rrf_mb": round(size_mb, 1), "generate_s": round(gen_s, 1),
         "build_wall_s": round(tv["wall_s"], 2), "build_inner_s": built["build_seconds"],
         "rows_per_s": round(rows / tv["wall_s"]), "build_cpu_s": round(tv["cpu_s"], 1),
-        "rows_per_cpu_s": round(rows / max(tv["cpu_s"], 1e-9)), "peak_rss_mb": round(tv["peak_rss_mb"], 1),
-        "load_average": __import__("os").getloadavg()[0],
+        "rows_per_cpu_s": round(rows / max(tv["cpu_s"], 1e-9)),
+        "cpu_us_per_row": round(1e6 * tv["cpu_s"] / rows, 2), "peak_rss_mb": round(tv["peak_rss_mb"], 1),
+        "load_average_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+        "phases": phases,
         "concepts": built["concepts"], "relations": built["relations"], "store_mb": round(store_mb, 1),
         "first_query": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in first.items()},
     }
@@ -135,11 +145,12 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("/tmp/kgscale"))
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--timeout", type=int, default=3000)
+    p.add_argument("--no-reference", action="store_true", help="skip the read_rrf reference at the first size")
     a = p.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     results = []
     for i, n in enumerate(a.sizes):
-        r = run_size(n, a.work, a.timeout, reference=(i == 0))
+        r = run_size(n, a.work, a.timeout, reference=(i == 0 and not a.no_reference))
         print(json.dumps(r), flush=True)
         results.append(r)
         if a.out:
