@@ -8,8 +8,11 @@ Workloads:
   ``sliding_window_fc`` (numpy syrk kernel; torch on the CPU routes to it).
 * static FC: all 323 ABIDE development subjects at their own scan lengths (7 lengths),
   every kind, Ledoit-Wolf (nilearn's default); and a synthetic 2,000-subject cohort
-  (111 ROIs, 196 TRs), correlation. graphbrain = ``ConnectivityTransformer`` (default
-  engine, input checks included) and the bare kernel.
+  (111 ROIs, 196 TRs), the four non-tangent kinds (``--cohort-kinds``). graphbrain =
+  ``ConnectivityTransformer`` (default engine, input checks included) and the bare kernel;
+  "floor: Gram only" times the per-subject BLAS ``syrk`` ``X^T X`` alone (float32 for
+  correlation, float64 for the other kinds), which any exact method must do: its ratio to
+  nilearn is the ceiling on this machine and load.
 
 Every pair is timed interleaved (reference, ours, reference, ours ...) with the same
 thread count for every library (``--threads``, default 1: torch.set_num_threads plus
@@ -116,6 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1, help="threads for every library (BLAS and torch)")
     ap.add_argument("--cohort", type=int, default=2000, help="synthetic static-FC cohort size")
     ap.add_argument("--tangent-subjects", type=int, default=323, help="ABIDE subjects for the tangent kind")
+    ap.add_argument("--cohort-kinds", default="correlation,partial correlation,covariance,precision",
+                    help="static kinds on the synthetic cohort (comma-separated; tangent there is slow in nilearn)")
     ap.add_argument("--quick", action="store_true", help="small sizes, 2 repeats (a smoke run)")
     ap.add_argument("--skip-dynamic", action="store_true", help="static FC only")
     ap.add_argument("--kinds", default="correlation,partial correlation,covariance,precision,tangent",
@@ -206,7 +211,8 @@ def _static(args: argparse.Namespace, abide: list[np.ndarray] | None, res: dict)
         static_sets.append(("synthetic mixed lengths", synthetic(args.subjects * 3, t) +
                             synthetic(args.subjects, t + 40, seed=1), ["correlation", "partial correlation",
                                                                        "covariance", "precision", "tangent"]))
-    static_sets.append((f"synthetic {args.cohort}", synthetic(args.cohort, t, seed=2), ["correlation"]))
+    static_sets.append((f"synthetic {args.cohort}", synthetic(args.cohort, t, seed=2),
+                        [k.strip() for k in args.cohort_kinds.split(",") if k.strip()]))
     res["static"] = {}
     print()
     for name, series, kinds in static_sets:
@@ -227,7 +233,12 @@ def _static(args: argparse.Namespace, abide: list[np.ndarray] | None, res: dict)
 
             fns = {"nilearn": nil, "ConnectivityTransformer": ours}
             if kind != "tangent":
-                fns["kernel"] = lambda k=kind, d=data: kernels.connectivity(d, k)
+                fns["kernel"] = lambda k=kind, d=data: kernels.connectivity(d, k, out_dtype="float32", finite=True)
+                # the floor of any exact method: the Gram X^T X of every subject alone (one BLAS
+                # syrk each, in the dtype the kernel accumulates in), nothing else
+                gdt = np.float32 if kind == "correlation" else np.float64
+                fns["floor: Gram only"] = lambda d=data, gdt=gdt: [np.matmul(x.T, x) for x in
+                                                                   (np.asarray(a, dtype=gdt) for a in d)]
             ref = np.nan_to_num(nil())
             got = ours()
             scale = max(1.0, float(np.abs(ref).max())) if kind in ("covariance", "precision") else 1.0

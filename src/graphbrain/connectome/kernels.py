@@ -40,8 +40,15 @@ invariant no per-ROI scaling is needed); the kinds that invert the covariance
 (partial correlation, precision; float32 gave 9e-5) or keep data units use float64.
 Everything after the Gram is float64.
 
-Back ends: ``"numpy"`` (CPU; numpy's batched matmul uses BLAS ``syrk`` for ``Z^T Z``) and
-``"torch"`` (CPU or CUDA tensors, same maths). Constant ROIs: their off-diagonal
+Back ends: ``"numpy"`` (CPU) and ``"torch"`` (CPU or CUDA tensors, same maths, one
+batched Gram per scan length). The numpy back end streams subjects in chunks of
+``_CHUNK`` so that each series is read from memory once: per subject one BLAS ``syrk``
+``G = X^T X`` on the series as given and one ``gemv`` for the column sums, then the
+Ledoit-Wolf row norms while the series is still in cache; the Gram is centred by the
+rank-1 update ``G - T m m^T`` when every ROI's mean is small against its RMS
+(``m_i^2 <= RMS_i^2 / 16``, true of band-passed BOLD), otherwise (raw BOLD units, a
+constant ROI) that subject is centred first in float64 and its Gram recomputed. The
+``O(R^2)`` finishing steps run per chunk, in cache, and write the output once. Constant ROIs: their off-diagonal
 correlations come out as 0 with Ledoit-Wolf (as in nilearn) and as NaN with the empirical
 estimator (nilearn's 0/0); :class:`~graphbrain.connectome.static.ConnectivityTransformer`
 maps every NaN to 0.
