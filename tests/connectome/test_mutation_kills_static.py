@@ -119,3 +119,70 @@ def test_integer_time_series_give_the_float64_connectome(series, engine):
     t = ConnectivityTransformer(kind="partial correlation", engine=engine).fit(ints)
     ref = ConnectivityTransformer(kind="partial correlation", engine=engine).fit([x.astype(np.float64) for x in ints])
     np.testing.assert_allclose(t.transform(ints), ref.transform([x.astype(np.float64) for x in ints]), atol=1e-6)
+
+
+def test_engine_option_selects_the_engine(series, monkeypatch):
+    """``engine="graphbrain"`` never calls nilearn's ConnectivityMeasure (any kind, fit and
+    transform); ``engine="nilearn"`` does. The two give the same numbers by design, so only
+    this switch shows which one ran."""
+    import graphbrain.connectome.static as static_mod
+
+    calls: list[str] = []
+
+    class SpyMeasure(ConnectivityMeasure):
+        def __init__(self, *a, **kw):
+            calls.append(kw.get("kind", a[0] if a else "?"))
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(static_mod, "ConnectivityMeasure", SpyMeasure)
+    for kind in ("correlation", "partial correlation", "covariance", "precision", "tangent"):
+        ConnectivityTransformer(kind=kind).fit(series[:3]).transform(series[3:])
+    assert calls == []
+    for kind in ("correlation", "tangent"):
+        ConnectivityTransformer(kind=kind, engine="nilearn").fit(series[:3]).transform(series[3:])
+    assert "correlation" in calls and "tangent" in calls
+
+
+@pytest.mark.parametrize("engine", ["graphbrain", "nilearn"])
+def test_tangent_reference_is_nilearns_geometric_mean_of_the_training_fold(series, engine):
+    t = ConnectivityTransformer(kind="tangent", engine=engine).fit(series[:3])
+    ref = ConnectivityMeasure(kind="tangent", cov_estimator=LedoitWolf(store_precision=False)).fit(series[:3])
+    np.testing.assert_allclose(t.mean_, ref.mean_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(t.whitening_, ref.whitening_, rtol=1e-5, atol=1e-6)
+
+
+def test_nilearn_tangent_fit_refuses_non_finite_training_series(series):
+    bad = [x.copy() for x in series[:3]]
+    bad[1][5, 0] = np.inf
+    with pytest.raises(DataError, match="time series 1 contains NaN/Inf") as err:
+        ConnectivityTransformer(kind="tangent", engine="nilearn").fit(bad)
+    assert err.value.reason == "non_finite"
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_nilearn_tangent_transforms_one_or_two_subjects_like_a_batch(series, n):
+    """nilearn refuses a single subject (the transformer pads it); each subject's tangent
+    vector must not depend on who else is in the batch."""
+    t = ConnectivityTransformer(kind="tangent", engine="nilearn").fit(series[:3])
+    batch = t.transform(series)
+    np.testing.assert_allclose(t.transform(series[3:3 + n]), batch[3:3 + n], rtol=1e-6, atol=1e-7)
+
+
+def test_transform_errors_name_the_problem(series):
+    with pytest.raises(ConfigError, match=r"^ConnectivityTransformer is not fitted; call fit\(\) on the training"):
+        ConnectivityTransformer().transform(series)
+    t = ConnectivityTransformer().fit(series)
+    with pytest.raises(DataError, match="time series have 5 ROIs but the transformer was fitted on 6") as err:
+        t.transform([x[:, :5] for x in series])
+    assert err.value.reason == "roi_mismatch"
+
+
+@pytest.mark.xfail(strict=True, reason="bug: the nilearn engine lets numpy's LinAlgError out for a singular "
+                   "empirical covariance (constant ROI); the graphbrain engine raises a DataError")
+@pytest.mark.parametrize("kind", ["precision", "partial correlation"])
+def test_singular_covariance_is_a_data_error_on_the_nilearn_engine_too(series, kind):
+    xs = [x.copy() for x in series]
+    xs[1][:, 2] = 0.0
+    t = ConnectivityTransformer(kind=kind, estimator="empirical", engine="nilearn").fit(xs)
+    with pytest.raises(DataError, match="singular"):
+        t.transform(xs)
