@@ -10,7 +10,7 @@ store shared between runs; default ``D/cache``), ``progress=false``,
 ``executor.address=tcp://host:8786`` (an existing Dask scheduler),
 ``qc.max_mean_fd=0.5``, ``qc.max_constant_rois=0``, ``qc.min_timepoints=100``,
 ``qc.min_scan_seconds=300``, ``qc.min_tsnr=...``, ``qc.max_fd_fraction=0.2``,
-``batch.size=64``, ``batch.dynamic=false``, ``batch.overwrite=true``.
+``batch.size=64``, ``batch.micro_batch=16``, ``batch.dynamic=false``, ``batch.overwrite=true``.
 
 Exit status: 0 when every subject was processed or excluded by QC, 1 when some subject
 failed (see errors.parquet) or none is usable, 2 for configuration errors.

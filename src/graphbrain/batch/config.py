@@ -6,7 +6,7 @@ The batch room sits below ``pipeline``, so it composes the packaged Hydra groups
 * ``executor=serial|process|dask``, ``executor.n_workers=4``,
   ``executor.address=tcp://host:8786``, ``executor.mp_context=spawn``;
 * ``qc.<threshold>=value`` (see :class:`graphbrain.batch.qc.QCThresholds`);
-* ``batch.size``, ``batch.max_in_flight``, ``batch.dynamic``, ``batch.resume``,
+* ``batch.size``, ``batch.max_in_flight``, ``batch.micro_batch``, ``batch.dynamic``, ``batch.resume``,
   ``batch.overwrite``, ``batch.plots``;
 * top level: ``output_dir``, ``cache_dir``, ``progress``, and command-specific keys.
 """
