@@ -739,26 +739,19 @@ class DiagnosisIndex:
         return out[::-1]
 
     def _chain_down_to(self, t: int, targets: set[int]) -> list[int] | None:
-        """Nodes of a shortest is-a chain from ``t`` down to one of ``targets``."""
-        prev = {t: -1}
-        front = [t]
-        hit = t if t in targets else -1
-        while front and hit < 0:
-            nxt = []
-            for u in front:
-                for v in self.children(np.array([u])).tolist():
-                    if v not in prev:
-                        prev[v] = u
-                        nxt.append(v)
-                        if v in targets and hit < 0:
-                            hit = v
-            front = nxt
-        if hit < 0:
-            return None
-        out = [hit]
-        while prev[out[-1]] != -1:
-            out.append(prev[out[-1]])
-        return out[::-1]
+        """Nodes of a shortest is-a chain from ``t`` down to one of ``targets`` (annotated
+        findings: the candidates come from the IC tables' closure, then short chains up)."""
+        if t in targets:
+            return [t]
+        tab = self.ic_tables()
+        below = tab.desc[tab.desc_ptr[t]:tab.desc_ptr[t + 1]]
+        cands = sorted(set(below.tolist()) & targets)
+        best: list[int] | None = None
+        for a in cands[:16]:
+            up = self._chain_up(a, t)
+            if up is not None and (best is None or len(up) < len(best)):
+                best = up
+        return best[::-1] if best else None
 
     def evidence_ic(self, d: int, f: int, s: np.ndarray, typ: np.ndarray, depth: int = 0) -> Path | None:
         """The evidence path of ``scoring="ic"`` for disease ``d`` and finding ``f``
