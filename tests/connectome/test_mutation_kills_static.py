@@ -186,3 +186,26 @@ def test_singular_covariance_is_a_data_error_on_the_nilearn_engine_too(series, k
     t = ConnectivityTransformer(kind=kind, estimator="empirical", engine="nilearn").fit(xs)
     with pytest.raises(DataError, match="singular"):
         t.transform(xs)
+
+
+def test_fisher_z_of_perfectly_correlated_rois_is_finite_and_engines_agree(series):
+    """ROI 1 duplicates ROI 0 and ROI 2 is its negative (correlation exactly +1 / -1):
+    Fisher z must stay finite (clipped) with a zero diagonal, equal for both engines, and
+    the vectorised output is float32 (the documented feature dtype)."""
+    xs = [x.copy() for x in series]
+    for x in xs:
+        x[:, 1] = x[:, 0]
+        x[:, 2] = -x[:, 0]
+    out = {}
+    for engine in ("graphbrain", "nilearn"):
+        t = ConnectivityTransformer(kind="correlation", estimator="empirical", fisher_z=True, engine=engine)
+        out[engine] = t.fit(xs).transform(xs)
+        assert np.isfinite(out[engine]).all(), engine
+        assert np.all(np.diagonal(out[engine], axis1=1, axis2=2) == 0)
+        v = ConnectivityTransformer(kind="correlation", estimator="empirical", fisher_z=True, engine=engine,
+                                    vectorize=True).fit(xs).transform(xs)
+        assert v.dtype == np.float32 and v.shape == (len(xs), 15)
+    assert out["graphbrain"][0, 0, 1] > 7 and out["graphbrain"][0, 0, 2] < -7  # arctanh(1 - 1e-6) = 7.25
+    # arctanh is steep near +-1: the kernels' float32 correlation (1 ulp = 6e-8 below 1)
+    # moves z by ~0.007 there; everywhere else the engines agree to float32 precision
+    np.testing.assert_allclose(out["graphbrain"], out["nilearn"], atol=1e-2)
