@@ -207,3 +207,20 @@ def test_grouped_answers_fold_subtypes_under_their_parent():
     assert "best subtypes:" in grouped.table()
     # top_k counts groups
     assert [c.concept_id for c in kg.diagnose(["X", "Y"], top_k=1, group=True).candidates] == ["P"]
+
+
+def test_grouped_answers_fold_siblings_under_a_shared_parent_outside_the_pool():
+    # E1, E2 (children of EPI) explain x and the rare z; 60 W's explain x only; EPI's 60 other
+    # subtypes explain nothing, so EPI's family score (mean) falls below the W's: EPI is
+    # outside the 50-candidate pool, and heads E1 and E2 as their shared parent
+    ws, us = [f"W{i}" for i in range(60)], [f"U{i}" for i in range(60)]
+    rels = [(e, "is_a", "EPI") for e in ("E1", "E2", *us)]
+    rels += [(e, "has_symptom", f) for e in ("E1", "E2") for f in ("X", "Z")]
+    rels += [(w, "has_symptom", "X") for w in ws] + [(u, "has_symptom", "Y") for u in us]
+    kg = _kg(["EPI", "E1", "E2", *ws, *us], ["X", "Y", "Z"], rels)
+    flat = kg.diagnose(["X", "Z"], top_k=50)
+    ids = [c.concept_id for c in flat.candidates]
+    assert ids[:2] == ["E1", "E2"] and "EPI" not in ids
+    grouped = kg.diagnose(["X", "Z"], top_k=3, group=True)
+    assert [c.concept_id for c in grouped.candidates] == ["EPI", "W0", "W1"]
+    assert [i for i, _, _ in grouped.candidates[0].subtypes] == ["E1", "E2"]

@@ -890,7 +890,8 @@ def diagnose(
     ``max(5 * top_k, 50)`` candidates, each one that is an is-a descendant of another is
     folded under its most general such ancestor, which is listed once, at the rank of its
     best member, with :attr:`Candidate.subtypes` ("Parkinson's disease" with "Parkinson
-    disease 13", ...). Raises :class:`DiagnosisError` when the graph has none of the
+    disease 13", ...); candidates left alone that share an is-a parent with a score are
+    folded under that parent. Raises :class:`DiagnosisError` when the graph has none of the
     finding relations.
     """
     if scoring not in SCORINGS:
@@ -924,7 +925,7 @@ def diagnose(
         order, total, per = idx.rank(fnodes, pool, max_hops)
     folded: dict[int, list[int]] = {}
     if group:
-        order, folded = _group(idx, order, top_k)
+        order, folded = _group(idx, order, top_k, total, scoring == "ic")
     for f, fi, (s, _) in zip(resolved, fnodes, per):
         reach = s * idx.is_disease
         reach[fi] = 0.0
@@ -960,7 +961,9 @@ def diagnose(
     return result
 
 
-def _group(idx: DiagnosisIndex, order: np.ndarray, top_k: int) -> tuple[np.ndarray, dict[int, list[int]]]:
+def _group(
+    idx: DiagnosisIndex, order: np.ndarray, top_k: int, total: np.ndarray, scored_ic: bool
+) -> tuple[np.ndarray, dict[int, list[int]]]:
     """Fold ranked candidates under their most general is-a ancestor among the candidates;
     groups in the order of their best member (see :func:`diagnose`)."""
     ranked = [int(x) for x in order.tolist()]
@@ -988,6 +991,20 @@ def _group(idx: DiagnosisIndex, order: np.ndarray, top_k: int) -> tuple[np.ndarr
                 break
             h = head[h]
         head[d] = h
+    # candidates whose parent is not among them but is shared with another such candidate
+    # ("Epilepsy, reading" and "Epilepsy, benign occipital"): the parent heads them when
+    # it has a score
+    loose = [d for d in ranked if head[d] == d and not any(head[x] == d for x in ranked if x != d)]
+    by_parent: dict[int, list[int]] = {}
+    for d in loose:
+        for p in idx.parents(np.array([d])).tolist():
+            by_parent.setdefault(p, []).append(d)
+    shared = {p: ms for p, ms in by_parent.items() if len(ms) >= 2 and p not in pos and np.isfinite(total[p])
+              and total[p] > (-np.inf if scored_ic else 0.0)}
+    for p in sorted(shared, key=lambda p: (-len(shared[p]), p)):
+        for d in shared[p]:
+            if head[d] == d:
+                head[d] = p
     groups: dict[int, list[int]] = {}
     for d in ranked:
         groups.setdefault(head[d], []).append(d)
