@@ -127,6 +127,10 @@ def _prepare(work: Path, target: str, tests: list[str], deselect: list[str], tim
     text = (ROOT / "pyproject.toml").read_text()
     # mutmut reads [tool.mutmut] from pyproject first; we configure it in setup.cfg only
     (work / "pyproject.toml").write_text(re.sub(r"(?ms)^\[tool\.mutmut\].*?(?=^\[)", "", text))
+    _write_config(work, target, tests, deselect, timeout_multiplier)
+
+
+def _write_config(work: Path, target: str, tests: list[str], deselect: list[str], timeout_multiplier: float) -> None:
     existing = [t for t in tests if (work / t.split("::")[0]).exists()]
     selection = existing + [arg for d in deselect for arg in ("--deselect", d)]
     (work / "setup.cfg").write_text(
@@ -199,9 +203,11 @@ def run_module(
         return summary(_results(work, env), None, None)
     if rerun_survivors:  # after adding tests: copy them in and retest only the survivors
         status = _results(work, env)
-        names = sorted(k for k, v in status.items() if v in ("survived", "timeout"))
+        # timeouts (e.g. an endless loop) already fail CI: only the survivors are retested
+        names = sorted(k for k, v in status.items() if v == "survived")
         shutil.rmtree(work / "tests")
         shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+        _write_config(work, target, tests, deselect, timeout_multiplier)  # new test files join the selection
         # the new tests must be traced too: drop the stats so mutmut re-maps tests to functions
         for stale in ("mutmut-stats.json",):
             (work / "mutants" / stale).unlink(missing_ok=True)
