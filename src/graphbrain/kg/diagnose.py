@@ -455,7 +455,7 @@ class _IcTables:
         self, findings: Sequence[int], max_hops: int, p: IcParams, per_finding: bool = True
     ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
         n = self.n
-        self.inherit_parent: dict[int, int] = {}
+        self.inherit_parent = np.full(n, -1, dtype=np.int64)
         fs = [int(f) for f in findings]
         ms = [self.match(f, max_hops, p) for f in fs]
         annotated = self.n_ann > 0
@@ -531,7 +531,7 @@ class _IcTables:
                     hit = s[bp] > 0
                     s[k[hit]] = s[bp[hit]]
                     t[k[hit]] = 7
-                self.inherit_parent.update(zip(k.tolist(), bp.tolist()))
+                self.inherit_parent[k] = bp
         total = np.where(reached, total, -np.inf)
         return total, list(zip(per_s, per_t)), reached
 
@@ -808,8 +808,8 @@ class DiagnosisIndex:
                     return Path(tuple(ids[x] for x in down) + sub.nodes[1:],
                                 tuple(m.relation_at(e) for e in isa) + sub.steps)
         if k == 7:
-            p = t.inherit_parent.get(d)
-            if p is not None:
+            p = int(t.inherit_parent[d])
+            if p >= 0:
                 sub = self.evidence_ic(p, f, s, typ, depth + 1)
                 if sub is not None:
                     return Path((ids[d], *sub.nodes), (m.relation_at(self._isa_edge(d, p)), *sub.steps))
