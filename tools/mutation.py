@@ -181,10 +181,12 @@ def _source_version(target: str) -> dict[str, str | bool]:
 
 def run_module(
     key: str, work_root: Path, *, sample: int | None, seed: int, max_children: int, report_only: bool = False,
-    rerun_survivors: bool = False, timeout_multiplier: float = 10.0,
+    rerun_survivors: bool = False, timeout_multiplier: float = 10.0, baseline: bool = False,
 ) -> dict:
     target, tests, deselect = MODULES[key]
     tests = [t for t in tests if (ROOT / t.split("::")[0]).exists()]  # the kill-test files may not exist yet
+    if baseline and not (report_only or rerun_survivors):  # the suite as it was before the kill tests
+        tests = [t for t in tests if not Path(t).name.startswith("test_mutation_kills_")]
     work = work_root / key
     version = _source_version(target)
     if not (report_only or rerun_survivors):
@@ -275,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-children", type=int, default=1, help="parallel mutant workers (default 1)")
     ap.add_argument("--timeout-multiplier", type=float, default=10.0,
                     help="timeout = multiplier x (clean time of the mutant's tests + 1 s); default 10")
+    ap.add_argument("--baseline", action="store_true",
+                    help="leave out the tests/**/test_mutation_kills_*.py files (score of the suite without "
+                         "them); a later --rerun-survivors adds them back")
     ap.add_argument("--workdir", default="/tmp/graphbrain-mutation", help="scratch folder (not the repo)")
     ap.add_argument("--json", default=None, help="append results to this JSON file")
     ap.add_argument("--list", action="store_true")
@@ -297,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown module {key!r}; known: {', '.join(MODULES)}")
         r = run_module(key, work_root, sample=args.sample, seed=args.seed, max_children=args.max_children,
                        report_only=args.report_only, rerun_survivors=args.rerun_survivors,
-                       timeout_multiplier=args.timeout_multiplier)
+                       timeout_multiplier=args.timeout_multiplier, baseline=args.baseline)
         results[key] = r
         score = "n/a" if r["score"] is None else f"{100 * r['score']:.1f} %"
         print(f"{key}: {score} killed of {r['mutants_run']} mutants in {r['seconds']} s "
