@@ -97,6 +97,42 @@ def in_memory(files: list[str], labels: Path) -> dict:
             "dynamic_seconds": t3 - t2, "dynamic_shape": list(dyn.shape)}
 
 
+def worker_costs(files: list[str], micro: int, repeats: int = 2) -> dict:
+    """Where a subject's time goes in a worker (no driver): the FC compute one subject at a
+    time vs in micro-batches, and the worker end to end (read, validate, QC, hash, FC,
+    store writes) per subject vs per micro-batch; milliseconds per subject, best of
+    ``repeats``."""
+    import tempfile
+
+    from graphbrain.batch import worker
+    from graphbrain.batch.tasks import plan_tasks
+
+    tasks = plan_tasks({"source": "precomputed", "path_or_files": files}).tasks
+    xs = [np.load(f) for f in files]
+    n = len(xs)
+    out: dict[str, float] = {}
+
+    def best(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+        times = []
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory(dir=Path(files[0]).parent.parent) as d:
+                settings = worker.Settings(cache_dir=d, window=WINDOW, stride=STRIDE)
+                t = time.perf_counter()
+                fn(settings)
+                times.append(time.perf_counter() - t)
+        out[name] = 1e3 * min(times) / n
+
+    chunks = [slice(i, i + micro) for i in range(0, n, micro)]
+    best("static_fc_per_subject_ms", lambda s: [worker._static_fc(x, s) for x in xs])
+    best("static_fc_micro_ms", lambda s: [worker._static_fc(xs[c], s) for c in chunks])
+    best("dynamic_fc_per_subject_ms", lambda s: [worker._dynamic_fc(x, None, s) for x in xs])
+    best("dynamic_fc_micro_ms", lambda s: [worker._dynamic_fc(np.stack(xs[c]), None, s) for c in chunks])
+    best("worker_per_subject_ms", lambda s: [worker.process_subject(t, s) for t in tasks])
+    best("worker_micro_ms", lambda s: [worker.process_batch(tasks[c], s) for c in chunks])
+    out["timed_subjects"] = n
+    return out
+
+
 def child(args: argparse.Namespace) -> None:
     """One measured run (in its own process)."""
     folder = Path(args.data)
@@ -110,6 +146,8 @@ def child(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     if args.executor == "inmemory":
         out = in_memory(files, labels)
+    elif args.executor == "worker":
+        out = worker_costs(files[:256], micro)
     else:
         from graphbrain.batch.runner import process_cohort
 
@@ -131,6 +169,8 @@ def child(args: argparse.Namespace) -> None:
 
 
 def _label(r: dict) -> str:
+    if r["executor"] == "worker":
+        return f"worker costs, micro_batch={r['micro_batch']}"
     if r["executor"] == "inmemory":
         return "in memory (`graphbrain.connectome`, static + dynamic)"
     return f"{r['executor']}, micro_batch={r['micro_batch']}"
@@ -141,11 +181,23 @@ def table(results: list[dict], load: str) -> str:
              "| run | subjects | subjects/s | seconds | driver peak MB | worker peak MB |",
              "|---|---|---|---|---|---|"]
     for r in results:
+        if r["executor"] == "worker":
+            continue
         lines.append(f"| {_label(r)} | {r['n']:,} | {r['subjects_per_s']:.1f} | {r['seconds']:.1f} | "
                      f"{r['driver_peak_mb']:.0f} | {r['worker_peak_mb']:.0f} |" if r["executor"] != "inmemory" else
                      f"| {_label(r)} | {r['n']:,} | {r['subjects_per_s']:.1f} | {r['seconds']:.1f} "
                      f"(read {r['read_seconds']:.1f}, static {r['static_seconds']:.1f}, dynamic "
                      f"{r['dynamic_seconds']:.1f}) | {r['driver_peak_mb']:.0f} | - |")
+    for r in results:
+        if r["executor"] == "worker":
+            lines += ["", f"Worker costs (no driver; {r['timed_subjects']} subjects, micro_batch={r['micro_batch']}), "
+                      "ms per subject, "
+                      "one subject at a time / micro-batched: static FC "
+                      f"{r['static_fc_per_subject_ms']:.2f} / {r['static_fc_micro_ms']:.2f}, dynamic FC "
+                      f"{r['dynamic_fc_per_subject_ms']:.2f} / {r['dynamic_fc_micro_ms']:.2f}, worker end to end "
+                      f"(read, validate, QC, hash, FC, store writes) {r['worker_per_subject_ms']:.2f} / "
+                      f"{r['worker_micro_ms']:.2f}."]
+    results = [r for r in results if r["executor"] != "worker"]
     lines.append("")
     keys = sorted({(r["executor"], r["micro_batch"]) for r in results}, key=str)
     for e, m in keys:
@@ -170,6 +222,8 @@ def main() -> None:
                     help="also run serial with micro_batch=1 (one task per subject)")
     ap.add_argument("--reference-sizes", type=int, nargs="*", default=None,
                     help="sizes for the in-memory path (default: every size)")
+    ap.add_argument("--worker-costs", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time the worker alone (FC compute and end to end, per subject vs micro-batch)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rois", type=int, default=111)
     ap.add_argument("--trs", type=int, default=200)
@@ -198,6 +252,8 @@ def main() -> None:
             plan.append(("serial", n, 1))
         if n in ref_sizes:
             plan.append(("inmemory", n, 0))
+    if args.worker_costs:
+        plan.append(("worker", max(args.sizes), max(args.micro)))
     results = []
     loads = []
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
