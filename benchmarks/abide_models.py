@@ -183,6 +183,10 @@ DERIVED: dict[str, list[str]] = {
     "ens(logreg+bnc) [derived]": ["logreg", "brainnetcnn"],
     "ens(logreg+bnc)+site [derived]": ["logreg+site", "brainnetcnn+site"],
     "ens(logreg+bnc+stagin) [derived]": ["logreg", "brainnetcnn", "stagin"],
+    "ens(logreg+stagin-1-3) [derived]": ["logreg", "stagin-1-3"],
+    "ens(logreg+stagin-1-3-loginit) [derived]": ["logreg", "stagin-1-3-loginit"],
+    "ens(logreg+bnc+linear) [derived]": ["logreg", "brainnetcnn+linear"],
+    "ens(logreg+bnc+linear-loginit) [derived]": ["logreg", "brainnetcnn+linear-loginit"],
 }
 
 
@@ -192,10 +196,11 @@ def derive(results: dict, cohort_labels: dict[str, int]) -> dict:
     for name, members in DERIVED.items():
         for scheme in ("loso", "kfold"):
             parts = [results.get(f"{m}/{scheme}") for m in members]
-            if not all(parts) or len({len(p) for p in parts}) != 1 or any("proba" not in r for p in parts for r in p):
+            if not all(parts) or any("proba" not in r for p in parts for r in p):
                 continue
             rows = []
-            for fold_rows in zip(*parts, strict=True):
+            n = min(len(p) for p in parts)  # the folds every member has finished (same order)
+            for fold_rows in zip(*(p[:n] for p in parts), strict=True):
                 ids = fold_rows[0]["ids"]
                 if any(r["ids"] != ids for r in fold_rows):
                     raise SystemExit(f"{name}: members were not run on the same folds")
@@ -219,20 +224,26 @@ def pooled_auroc(rows: list[dict], labels: dict[str, int] | None) -> str:
 
 
 def table(results: dict, labels: dict[str, int] | None = None) -> str:
-    lines = ["| model | LOSO accuracy | LOSO AUROC | LOSO pooled AUROC | 5-fold accuracy | 5-fold AUROC | s/fold |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | LOSO accuracy | LOSO AUROC | LOSO pooled AUROC | LOSO AUROC minus logreg, same folds "
+             "| 5-fold accuracy | 5-fold AUROC | 5-fold AUROC minus logreg | s/fold |",
+             "|---|---|---|---|---|---|---|---|---|"]
     names = list(dict.fromkeys(k.split("/")[0] for k in results))
+    n_folds = {"loso": 7, "kfold": 5}
     for name in names:
         cells = []
         secs = []
         for scheme in ("loso", "kfold"):
             rows = results.get(f"{name}/{scheme}", [])
+            part = f" ({len(rows)}/{n_folds[scheme]} folds)" if 0 < len(rows) < n_folds[scheme] else ""
             for metric in ("accuracy", "auroc"):
                 v = np.array([r[metric] for r in rows], dtype=float)
                 v = v[~np.isnan(v)]
-                cells.append(f"{v.mean():.3f} +/- {v.std(ddof=1):.3f}" if v.size > 1 else "n/a")
+                cells.append(f"{v.mean():.3f} +/- {v.std(ddof=1):.3f}{part}" if v.size > 1 else "n/a")
+            base = {r["fold"]: r["auroc"] for r in results.get(f"logreg/{scheme}", [])}
+            d = [r["auroc"] - base[r["fold"]] for r in rows if r["fold"] in base]
+            cells.append(f"{np.mean(d):+.3f} ({sum(x > 0 for x in d)}/{len(d)} folds better)" if d else "n/a")
             if scheme == "loso":
-                cells.append(pooled_auroc(rows, labels))
+                cells.insert(-1, pooled_auroc(rows, labels) if not part else "n/a")
             secs += [r["seconds"] for r in rows]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {np.mean(secs):.0f} |")
     return "\n".join(lines)
@@ -246,9 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--table-only", action="store_true", help="only print the table of --out")
+    ap.add_argument("--merge", nargs="*", default=[], help="with --table-only: more result files to merge")
     args = ap.parse_args(argv)
     if args.table_only:
-        results, labels = json.loads(args.out.read_text()), None
+        results, labels = {}, None
+        for f in [args.out, *args.merge]:  # later files add rows (or replace rows of the same name)
+            results.update(json.loads(Path(f).read_text()))
         if args.root.joinpath("ABIDE_pcp").is_dir():
             cohort = read_abide_pcp(args.root, drop_rois=["3455"])
             labels = dict(zip(cohort.ids, cohort.labels.tolist(), strict=True))
