@@ -71,7 +71,7 @@ _IN = np.dtype([("t", "<i4"), ("r", "<i2"), ("h", "<i4"), ("e", "<i8")])
 _FIND = np.dtype([("f", "<i4"), ("d", "<i4"), ("e", "<i4"), ("g", "<i1")])
 _CUI_RE = r"^C\d{7}$"
 #: default rows per spill bucket: memory per bucket phase is a few hundred bytes per row
-BUCKET_ROWS = 500_000
+BUCKET_ROWS = 250_000
 _MAX_BUCKETS = 256
 _SAMPLE = 100_000
 
@@ -459,6 +459,27 @@ def _sorted_distinct(i: np.ndarray, strs: Any) -> tuple[np.ndarray, Any]:
     return si, ss
 
 
+_LIBC: Any = None
+
+
+def _release(pool: Any) -> None:
+    """Give freed memory back to the system between buckets: Arrow's pool and glibc's heap
+    (whose freed middle-sized blocks otherwise stay resident, so peak RSS crept up with the
+    number of buckets)."""
+    global _LIBC
+    pool.release_unused()
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):  # not glibc
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
 def _ptr_from_counts(counts: np.ndarray) -> np.ndarray:
     ptr = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
@@ -488,8 +509,8 @@ def build_store(
     """Stream the RRF files of ``meta_dir`` into a store folder ``out_dir``; returns the stats.
 
     Filters as in :func:`~graphbrain.kg.readers.rrf.read_rrf`. ``bucket_rows``: rows per
-    spill bucket, which sets peak memory (default 500k: about 1 GB peak whatever the release
-    size); ``buckets``: force this number of buckets in every spilled phase (tests use it to
+    spill bucket, which sets peak memory (default 250k: about 0.5 GB peak whatever the
+    release size); ``buckets``: force this number of buckets in every spilled phase (tests use it to
     check that bucketing neither loses nor duplicates a row). The result does not depend on
     either.
     """
@@ -718,7 +739,7 @@ def _build(
         ucui_parts.append(ucui.astype(np.int32))
         n_con += nk
         del t, d, syn, xt, strs, names, label, norm, xl, bare, defs
-        pool.release_unused()
+        _release(pool)
     for w in (w_con, w_syn, w_xref):
         w.close()
     lab_spill.close_writers()
@@ -748,7 +769,7 @@ def _build(
         tok_spill.write_split(_range_bucket(stem, split_tok), tt)
         r0 += t.num_rows
         del t, tt, stem, rows
-        pool.release_unused()
+        _release(pool)
     w_lab.close()
     tok_spill.close_writers()
     w_tok = _ArrowAppender(out / "tokens.arrow", tok_schema, 4 * chunk_rows)
@@ -760,7 +781,7 @@ def _build(
             w_tok.append(pa.table([tdict.take(pa.array(tr)), pa.array(row)], schema=tok_schema))
             del trank, tdict, tr, row
         del t
-        pool.release_unused()
+        _release(pool)
     w_tok.close()
     ph.start("code tables sorted by key-range bucket")
     for name, spill in (("codes", code_spill), ("bare", bare_spill)):
@@ -771,7 +792,7 @@ def _build(
                 w.append(t.take(_order(t, ["key", "concept", "xref"])))
             del t
         w.close()
-        pool.release_unused()
+        _release(pool)
 
     # ---- MRSTY -------------------------------------------------------------------------------
     ph.start("MRSTY")
@@ -828,6 +849,7 @@ def _build(
             rkeep = ["CUI1", "REL", "CUI2", "RELA", "SAB", "SUPPRESS"]
             name_cache: dict[tuple[str, str], tuple[str, bool, bool]] = {}
             rseq = 0
+            nb = 0
             isa_code = None
             for b in iter_rrf_batches(rel_path, layout["MRREL.RRF"], rkeep, on_error=on_error, stats=stats):
                 n = b.num_rows
@@ -911,9 +933,13 @@ def _build(
                 rec["h"] = np.where(par, i1, i2)
                 rec["t"] = np.where(par, i2, i1)
                 rec["r"], rec["s"] = rcode, scode
+                nb += 1
+                if nb % 16 == 0:
+                    _release(pool)
                 edge_spill.write_split((rec["h"].astype(np.int64) * k_rel) // n_con, rec)
     finally:
         edge_spill.close_writers()
+        _release(pool)
     bar.close()
 
     # ---- 5. per head bucket: sort + de-duplicate, write edges; spill in-edges and findings ------
@@ -1021,6 +1047,7 @@ def _build(
                 par_cnt += np.bincount(h[sel], minlength=n_con)
         n_edges += len(rec)
         del rec, h, r, t, e
+        _release(pool)
     for w in cols_out.values():
         w.close()
     w_par_e.close()
@@ -1062,6 +1089,7 @@ def _build(
             w_chi.append(ir["h"][sel])
             chi_cnt += np.bincount(ir["t"][sel], minlength=n_con)
         del ir
+        _release(pool)
     w_in.close()
     w_chi_e.close()
     w_chi.close()
@@ -1085,6 +1113,7 @@ def _build(
             w_fd.append(fr["d"])
             f_cnt += np.bincount(fr["f"], minlength=n_con)
             del fr
+            _release(pool)
         w_fe.close()
         w_fd.close()
         d = out / "diag"
