@@ -11,7 +11,11 @@ Protocol ``"partial"``: keep the graph, query each sampled disease with half of 
 symptoms (rounded up) — the usual incomplete-presentation setting.
 
 Ranks are *realistic*: ties count half (rank = 1 + #better + #tied / 2), over all disease
-concepts. Reported: Hits@1, Hits@10, MRR and mean rank for both methods.
+concepts. Reported: Hits@1, Hits@10, MRR and mean rank for both methods. ``scoring``
+(``"ic"`` default, or ``"legacy"``) and ``params`` choose the diagnosis scoring (see
+:mod:`graphbrain.kg.diagnose`); :func:`protocol_queries` gives the training graph and the
+queries, for comparing several scorings on the same queries
+(``benchmarks/kg_diagnosis_tuning.py``).
 """
 
 from __future__ import annotations
