@@ -25,6 +25,10 @@ def test_fold_without_positives_has_undefined_sensitivity_and_auroc():
     assert math.isnan(m["sensitivity"]) and math.isnan(m["auroc"])
     assert m["specificity"] == 4 / 6 and m["balanced_accuracy"] == 4 / 6
     assert m["accuracy"] == 4 / 6 and m["f1"] == 0.0
+    # nothing positive, nothing predicted positive: F1 is 0/0, reported as 0.0 (sklearn's
+    # zero_division=0 convention, silently), never as a perfect 1.0
+    quiet = binary_metrics(y, np.full(6, 0.2))
+    assert quiet["f1"] == 0.0 and quiet["accuracy"] == 1.0
 
 
 def test_fold_without_negatives_falls_back_to_sensitivity():
