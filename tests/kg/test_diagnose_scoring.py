@@ -224,3 +224,13 @@ def test_grouped_answers_fold_siblings_under_a_shared_parent_outside_the_pool():
     grouped = kg.diagnose(["X", "Z"], top_k=3, group=True)
     assert [c.concept_id for c in grouped.candidates] == ["EPI", "W0", "W1"]
     assert [i for i, _, _ in grouped.candidates[0].subtypes] == ["E1", "E2"]
+
+
+def test_family_evidence_goes_through_the_best_member():
+    # A (lower id) explains x only; B explains x and y: P's evidence for x goes through B
+    rels = [("A", "is_a", "P"), ("B", "is_a", "P"), ("A", "has_symptom", "X"), ("B", "has_symptom", "X"),
+            ("B", "has_symptom", "Y"), ("W", "has_symptom", "Z")]
+    kg = _kg(["P", "A", "B", "W"], ["X", "Y", "Z"], rels)
+    res = kg.diagnose(["X", "Y"], top_k=10)
+    p = next(c for c in res.candidates if c.concept_id == "P")
+    assert "p <--is_a-- b --has_symptom--> x" in p.evidence_text

@@ -377,6 +377,7 @@ class _IcTables:
         self.fam = fam.indices.astype(np.int64)
         self.n_fam = np.diff(self.fam_ptr)
         self.is_disease = np.asarray(idx.is_disease, dtype=bool)
+        self.last_leaf: np.ndarray | None = None  # leaf scores of the last query (evidence)
 
     def _walk(self, f: int, step: Any) -> list[np.ndarray]:
         """Breadth-first levels from ``f`` (level 0 = ``[f]``) along ``step``."""
@@ -465,6 +466,7 @@ class _IcTables:
             leaf += m
             reach_leaf |= m > 0
         leaf -= p.size * np.log1p(self.n_ann)
+        self.last_leaf = leaf
         if p.specificity > 0:
             key = tuple(sorted(fs))
             last = self.__dict__.get("_tsim")
@@ -798,8 +800,9 @@ class DiagnosisIndex:
         if k == 6:
             mem_ = t.fam[t.fam_ptr[d]:t.fam_ptr[d + 1]]
             mem_ = mem_[(mem_ != d) & (s[mem_] > 0)]
-            if mem_.size:
-                c = int(mem_[np.lexsort((mem_, -s[mem_]))[0]])
+            if mem_.size:  # the member that explains f best, then the best member overall
+                leaf = t.last_leaf if t.last_leaf is not None else np.zeros(self.n)
+                c = int(mem_[np.lexsort((mem_, -leaf[mem_], -s[mem_]))[0]])
                 sub = self.evidence_ic(c, f, s, typ, depth + 1)
                 chain = self._chain_up(c, d)
                 if sub is not None and chain:
