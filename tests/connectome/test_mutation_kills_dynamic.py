@@ -68,7 +68,8 @@ def test_cupy_code_path_equals_nilearn_with_constant_roi_zeroed(fake_cupy, scans
     # "auto" keeps a cupy input on cupy
     auto = np.asarray(sliding_window_fc(scans.view(array_type), 24, 5))
     np.testing.assert_allclose(auto, fc, atol=1e-6)
-    z = np.asarray(sliding_window_fc(scans, 24, 5, backend="cupy", fisher_z=True))
+    z = sliding_window_fc(scans, 24, 5, backend="cupy", fisher_z=True)
+    assert z.dtype == np.float32  # cupy back end: float32 throughout, Fisher z included
     off = ~np.eye(6, dtype=bool)
     np.testing.assert_allclose(z[..., off], np.arctanh(np.clip(fc[..., off], -0.999999, 0.999999)), atol=1e-4)
     assert np.all(z[..., ~off] == 0)
@@ -117,8 +118,9 @@ def test_seconds_to_timepoints_rounds_and_keeps_at_least_one():
     assert seconds_to_timepoints(31.0, 2.0) == 16  # 15.5 rounds to even: 16
     assert seconds_to_timepoints(29.2, 2.0) == 15  # 14.6 -> 15 (rounded, not truncated)
     assert seconds_to_timepoints(0.4, 2.0) == 1  # never 0
+    assert seconds_to_timepoints(30.0, 0.72) == 42  # sub-second TRs (HCP: 0.72 s) are valid
     for tr in (None, 0.0, -2.0):
-        with pytest.raises(ConfigError, match="repetition time"):
+        with pytest.raises(ConfigError, match=r"^a window given in seconds needs the repetition time \(tr\) of the scan$"):
             seconds_to_timepoints(30.0, tr)
 
 
@@ -126,13 +128,45 @@ def test_cohort_batches_crops_and_errors():
     rng = np.random.default_rng(8)
     ts = [rng.standard_normal((t, 5)).astype(np.float32) for t in (60, 75, 64, 80, 61)]
     whole = dynamic_fc_cohort(ts, 20, 4, backend="numpy")
+    assert dynamic_fc_cohort(ts, 20).shape[1] == n_windows(60, 20, 1)  # default stride: 1 time point
     assert whole.shape == (5, n_windows(60, 20, 4), 5, 5) and whole.dtype == np.float32
     np.testing.assert_allclose(dynamic_fc_cohort(ts, 20, 4, batch_size=2), whole, atol=1e-6)
     for i, x in enumerate(ts):
         np.testing.assert_allclose(whole[i], np.nan_to_num(_nilearn_windows(x[:60], 20, 4)), atol=2e-5)
     cropped = dynamic_fc_cohort(ts, 20, 4, n_timepoints=44)
     assert cropped.shape[1] == n_windows(44, 20, 4)
-    with pytest.raises(DataError, match=r"2 scan\(s\) shorter than the 64 time points required \(first index 0\)"):
+    with pytest.raises(DataError, match=r"2 scan\(s\) shorter than the 64 time points required \(first index 0\)") as err:
         dynamic_fc_cohort(ts, 20, 4, n_timepoints=64)
-    with pytest.raises(DataError, match="no subjects"):
+    assert err.value.reason == "too_short"
+    with pytest.raises(DataError, match="^no subjects to compute dynamic FC for$") as err:
         dynamic_fc_cohort([], 20, 4)
+    assert err.value.reason == "empty"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_fisher_z_is_odd_and_clipped_for_perfectly_anticorrelated_rois(backend):
+    """ROI 1 is the negative of ROI 0: z(0, 1) = -z(0, 0 copy) = -arctanh(0.999999),
+    finite (the clip applies on both sides)."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((40, 4)).astype(np.float32)
+    x[:, 1] = -x[:, 0]
+    x[:, 2] = x[:, 0]
+    z = np.asarray(sliding_window_fc(x, 20, 5, backend=backend, fisher_z=True))
+    assert np.isfinite(z).all()
+    cap = np.arctanh(np.float32(0.999999))
+    np.testing.assert_allclose(z[:, 0, 2], cap, rtol=1e-3)
+    np.testing.assert_allclose(z[:, 0, 1], -cap, rtol=1e-3)
+
+
+def test_signal_constant_up_to_rounding_noise_counts_as_constant():
+    """An ROI stuck at 1000.1 with 1e-7 of rounding-level noise (float64) is constant by
+    the documented rule (centred window norm below 1e-6 x (1 + its largest absolute
+    value)): its row and column are 0, not correlations of the noise."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((48, 5))
+    x[:, 3] = 1000.1 + 1e-7 * rng.standard_normal(48)
+    fc_np = sliding_window_fc(x, 24, 6, backend="numpy", dtype=np.float64)
+    fc_t = sliding_window_fc(torch.from_numpy(x), 24, 6, backend="torch", dtype=torch.float64).numpy()
+    for fc in (fc_np, fc_t):
+        assert np.all(fc[:, 3, :] == 0) and np.all(fc[:, :, 3] == 0)
+        np.testing.assert_allclose(fc[:, 0, 0], 1.0, atol=1e-12)
