@@ -181,15 +181,15 @@ def _source_version(target: str) -> dict[str, str | bool]:
 
 def run_module(
     key: str, work_root: Path, *, sample: int | None, seed: int, max_children: int, report_only: bool = False,
-    rerun_survivors: bool = False, timeout_multiplier: float = 10.0, baseline: bool = False,
+    rerun_survivors: bool = False, timeout_multiplier: float = 10.0, baseline: bool = False, resume: bool = False,
 ) -> dict:
     target, tests, deselect = MODULES[key]
     tests = [t for t in tests if (ROOT / t.split("::")[0]).exists()]  # the kill-test files may not exist yet
-    if baseline and not (report_only or rerun_survivors):  # the suite as it was before the kill tests
+    if baseline and not (report_only or rerun_survivors or resume):  # the suite as it was before the kill tests
         tests = [t for t in tests if not Path(t).name.startswith("test_mutation_kills_")]
     work = work_root / key
     version = _source_version(target)
-    if not (report_only or rerun_survivors):
+    if not (report_only or rerun_survivors or resume):
         _prepare(work, target, tests, deselect, timeout_multiplier)
     env = dict(
         os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
@@ -203,10 +203,12 @@ def run_module(
 
     if report_only:  # summarise an earlier (possibly interrupted) run in the work folder
         return summary(_results(work, env), None, None)
-    if rerun_survivors:  # after adding tests: copy them in and retest only the survivors
+    if rerun_survivors or resume:  # after adding tests: copy them in and retest only the survivors
         status = _results(work, env)
         # timeouts (e.g. an endless loop) already fail CI: only the survivors are retested
         names = sorted(k for k, v in status.items() if v == "survived")
+        if resume:  # an interrupted full run: the survivors and every mutant not run yet
+            names = sorted(k for k, v in status.items() if v in ("survived", "not checked"))
         shutil.rmtree(work / "tests")
         shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
         _write_config(work, target, tests, deselect, timeout_multiplier)  # new test files join the selection
@@ -277,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-children", type=int, default=1, help="parallel mutant workers (default 1)")
     ap.add_argument("--timeout-multiplier", type=float, default=10.0,
                     help="timeout = multiplier x (clean time of the mutant's tests + 1 s); default 10")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue an interrupted full run in the work folder with the current tests "
+                         "(survivors and mutants not run yet)")
     ap.add_argument("--baseline", action="store_true",
                     help="leave out the tests/**/test_mutation_kills_*.py files (score of the suite without "
                          "them); a later --rerun-survivors adds them back")
@@ -302,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown module {key!r}; known: {', '.join(MODULES)}")
         r = run_module(key, work_root, sample=args.sample, seed=args.seed, max_children=args.max_children,
                        report_only=args.report_only, rerun_survivors=args.rerun_survivors,
-                       timeout_multiplier=args.timeout_multiplier, baseline=args.baseline)
+                       timeout_multiplier=args.timeout_multiplier, baseline=args.baseline,
+                       resume=args.resume)
         results[key] = r
         score = "n/a" if r["score"] is None else f"{100 * r['score']:.1f} %"
         print(f"{key}: {score} killed of {r['mutants_run']} mutants in {r['seconds']} s "
