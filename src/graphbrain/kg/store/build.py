@@ -338,23 +338,6 @@ def _map_unique(values: Any, fn: Any, cache: dict[str, Any]) -> Any:
     return pa.array(out, pa.string()).take(enc.indices)
 
 
-def _codes(values: Any, fn: Any, cache: dict[str, Any], vocab: dict[str, int]) -> np.ndarray:
-    """int16 codes in ``vocab`` (grown as needed) of ``fn(value)`` for an Arrow string array."""
-    _, pc, _ = _pa()
-    enc = pc.dictionary_encode(values)
-    if hasattr(enc, "combine_chunks"):
-        enc = enc.combine_chunks()
-    table = []
-    for v in enc.dictionary.to_pylist():
-        if v not in cache:
-            cache[v] = fn(v)
-        table.append(vocab.setdefault(cache[v], len(vocab)))
-    if len(vocab) > np.iinfo(np.int16).max:
-        raise DataError(f"more than {np.iinfo(np.int16).max} distinct relation types or sources", reason="too_many")
-    idx = enc.indices.to_numpy(zero_copy_only=False)
-    return np.asarray(table, dtype=np.int16)[idx] if table else np.zeros(len(idx), np.int16)
-
-
 def _normalise_labels(arr: Any) -> Any:
     """Vectorised :func:`graphbrain.kg.lookup.normalise_text` (lower case, spaces collapsed)."""
     _, pc, _ = _pa()
