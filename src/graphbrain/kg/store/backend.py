@@ -217,7 +217,9 @@ class StoreBackend(Backend):
             )
 
         def ld(name: str) -> np.ndarray:
-            return np.load(p / name, mmap_mode="r")
+            # a plain ndarray view of the mapping (no copy): indexing np.memmap objects one
+            # element at a time costs tens of microseconds each in the subclass machinery
+            return np.asarray(np.load(p / name, mmap_mode="r"))
 
         self.cui = ld("cui.npy")
         self.head, self.rel, self.tail, self.src = ld("head.npy"), ld("rel.npy"), ld("tail.npy"), ld("src.npy")
@@ -362,7 +364,7 @@ class StoreBackend(Backend):
         d = self.path / "diag"
         saved = json.loads((d / "spec.json").read_text(encoding="utf-8")) if (d / "spec.json").is_file() else {}
         if saved.get("spec") == key:
-            arrs: dict[str, Any] = {k: np.load(d / f"{k}.npy", mmap_mode="r") for k in DIAG_ARRAYS}
+            arrs: dict[str, Any] = {k: np.asarray(np.load(d / f"{k}.npy", mmap_mode="r")) for k in DIAG_ARRAYS}
             arrs["isa_code"] = saved["isa_code"]
         else:
             is_dis = semantic_disease_mask(self.meta["semantic_types"], np.asarray(self.sty_ptr), np.asarray(self.sty))
