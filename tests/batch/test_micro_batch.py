@@ -133,3 +133,23 @@ def test_pool_worker_killed_by_a_signal_is_recorded_and_the_run_goes_on(tmp_path
     keep = [ids_ref.index(i) for i in ids]
     assert sorted(ids) == sorted(i for i in ids_ref if i != "p4")
     np.testing.assert_array_equal(x, x_ref[keep])
+
+
+def _lost_on_three(items):
+    if 3 in items:
+        raise RuntimeError("worker lost")  # what a KilledWorker looks like to the driver
+    return [10 * i for i in items]
+
+
+def test_dask_splits_a_failed_micro_batch_into_subjects():
+    pytest.importorskip("distributed")
+    from graphbrain.batch.executors import DaskExecutor
+
+    ex = DaskExecutor(n_workers=1, processes=False)
+    try:
+        got = list(ex.map_unordered(_lost_on_three, [[0, 1], [2, 3, 5], [4]], max_in_flight=2,
+                                    on_error=lambda item, err: [f"failed {item}: {err}"],
+                                    split=lambda b: [[x] for x in b] if len(b) > 1 else None))
+    finally:
+        ex.close()
+    assert sorted(map(str, got)) == sorted(map(str, [[0, 10], [20], [50], [40], ["failed [3]: worker lost"]]))
