@@ -180,6 +180,30 @@ def _bisect(col: Any, key: str, lo: int = 0, hi: int | None = None, right: bool 
     return lo
 
 
+def _to_numpy(col: Any) -> np.ndarray:
+    """A (chunked) Arrow column as numpy without pyarrow's pandas-backed conversion paths
+    (importing pandas cost over a second on a first fuzzy look-up)."""
+    if hasattr(col, "combine_chunks"):
+        col = col.combine_chunks()
+    import pyarrow as pa
+
+    kinds = {pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64,
+             pa.float32(): np.float32, pa.float64(): np.float64}
+    dt = kinds.get(col.type)
+    if dt is not None and col.null_count == 0:  # a view of the (mapped) buffer
+        dt = np.dtype(dt)
+        return np.frombuffer(col.buffers()[1], dtype=dt, count=len(col), offset=col.offset * dt.itemsize)
+    return col.to_numpy(zero_copy_only=False)
+
+
+def _indices(rows: Any) -> Any:
+    """int64 Arrow indices from a list or numpy array (``pa.array`` would import pandas)."""
+    import pyarrow as pa
+
+    idx = np.ascontiguousarray(rows, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(idx), [None, pa.py_buffer(idx)])
+
+
 def _open_arrow(path: Path) -> Any:
     import pyarrow as pa
 
@@ -390,7 +414,7 @@ class _StoreFuzzy:
     def _rows(self, token: str) -> np.ndarray:
         t = self.be._tokens
         lo, hi = self.be._range(t, "token", token)
-        return t.column("row").slice(lo, hi - lo).to_numpy()
+        return _to_numpy(t.column("row").slice(lo, hi - lo))
 
     def search(self, query: str, *, limit: int = 10, cutoff: float = 0.6) -> list[Match]:
         from graphbrain.kg.lookup import fold_words
@@ -414,11 +438,11 @@ class _StoreFuzzy:
         if len(cand) > self.MAX_CANDIDATES:
             import pyarrow.compute as pc
 
-            lens = pc.utf8_length(labels.column("label").take(cand)).to_numpy()
+            lens = _to_numpy(pc.utf8_length(labels.column("label").take(_indices(cand))))
             cand = [cand[i] for i in np.argsort(lens, kind="stable")[: self.MAX_CANDIDATES]]
         if not cand:
             return []
-        part = labels.take(cand)
+        part = labels.take(_indices(cand))
         kinds = ("name", "synonym")
         triples = [
             (lab, self.be.ids[c], kinds[k])
