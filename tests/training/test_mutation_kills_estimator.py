@@ -75,3 +75,40 @@ def test_inconsistent_saved_array_shapes_are_refused_with_a_reason(tmp_path: Pat
     with pytest.raises(DataError, match=r"array shapes disagree: scaler \(15,\)") as err:
         load_classifier(tmp_path / "m")
     assert err.value.reason == "wrong_weights"
+
+
+def _header_file(path: Path, header: bytes, body: bytes = b"") -> Path:
+    path.write_bytes(len(header).to_bytes(8, "little") + header + body)
+    return path
+
+
+def test_check_safetensors_describes_what_the_file_is(tmp_path: Path):
+    """Each refusal says what the file looks like (reason ``unsafe_or_corrupt_file``);
+    an unreadable path is ``unreadable``; a valid file with no tensors is accepted."""
+    import torch
+
+    from graphbrain.training.estimator import check_safetensors
+
+    cases = {
+        "zip": (tmp_path / "z.safetensors", "a zip archive (torch.save format)"),
+        "cut": (tmp_path / "c.safetensors", "truncated (the safetensors header is cut off)"),
+        "junk": (tmp_path / "j.safetensors", "truncated or not a safetensors file"),
+        "offsets": (_header_file(tmp_path / "o.safetensors",
+                                 b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": "x"}}'),
+                    "not a safetensors file (bad header)"),
+    }
+    torch.save({"w": torch.zeros(2)}, cases["zip"][0])
+    # the length field promises 200 header bytes, the file ends after 20
+    cases["cut"][0].write_bytes((200).to_bytes(8, "little") + b'{"a": {"dtype": "F32"')
+    cases["junk"][0].write_bytes(b"\x01\x02\x03\x04\x05\x06\x07\x08 not a header at all")
+    for path, what in cases.values():
+        with pytest.raises(DataError) as err:
+            check_safetensors(path)
+        assert f"the file is {what};" in str(err.value), (path.name, str(err.value))
+        assert err.value.reason == "unsafe_or_corrupt_file"
+    with pytest.raises(DataError, match="cannot read the file") as err:
+        check_safetensors(tmp_path)  # a folder, not a file
+    assert err.value.reason == "unreadable"
+    empty = tmp_path / "empty.safetensors"
+    save_file({}, str(empty))
+    check_safetensors(empty)  # no tensors is still a well-formed file
