@@ -111,3 +111,31 @@ def test_bucketed_diagnosis_index_matches_in_memory_definition(builds):
         got = np.load(root / "small" / "diag" / f"{k}.npy")
         assert got.dtype == np.asarray(ref[k]).dtype, k
         np.testing.assert_array_equal(got, ref[k], err_msg=k)
+
+
+@pytest.mark.parametrize("chunk", [1, 97, 4096])
+def test_rrf_pieces_lose_no_row(tmp_path, chunk):
+    """The reader parses the file in line-aligned pieces: tiny pieces (lines cut at every
+    boundary, a last line without newline, a row without the trailing '|') give the same rows."""
+    from graphbrain.kg.readers.rrf import DEFAULT_COLUMNS
+    from graphbrain.kg.readers.rrf_fast import iter_rrf_batches
+
+    meta = tmp_path / "meta"
+    _gen().generate(meta, 300, 10, seed=5)
+    p = meta / "MRCONSO.RRF"
+    lines = p.read_text().splitlines(keepends=True)
+    lines[7] = lines[7].rstrip("\n").rstrip("|") + "\n"  # no trailing '|'
+    p.write_text("".join(lines).rstrip("\n"))  # no final newline
+    cols = DEFAULT_COLUMNS["MRCONSO.RRF"]
+
+    def rows(**kw):
+        from collections import Counter
+
+        st: Counter[str] = Counter()
+        got = [r for b in iter_rrf_batches(p, cols, ["CUI", "STR"], stats=st, **kw) for r in zip(*b.to_pydict().values())]
+        return sorted(got), st
+
+    ref = sorted((ln.split("|")[0], ln.split("|")[14]) for ln in p.read_text().splitlines())
+    got, st = rows(chunk_size=chunk)
+    assert got == ref and len(ref) == 300
+    assert st["MRCONSO.RRF:no_trailing_pipe"] == 1 and st["MRCONSO.RRF:rows"] == 300
