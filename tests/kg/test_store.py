@@ -95,3 +95,27 @@ def test_malformed_rows_named_or_skipped_and_counted(tmp_path):
 def test_open_refuses_other_folders(tmp_path):
     with pytest.raises(DataError, match="not a graphbrain knowledge-graph store"):
         KnowledgeGraph.open(tmp_path)
+
+
+def test_invalid_cui_named_like_read_rrf_or_skipped_and_counted(tmp_path):
+    from graphbrain.kg.readers.rrf import ReadError
+
+    meta = tmp_path / "meta"
+    _gen().generate(meta, 400, 800, seed=2)
+    for f, i in (("MRCONSO.RRF", 5), ("MRREL.RRF", 9)):
+        lines = (meta / f).read_text().splitlines(keepends=True)
+        lines[i] = "X" + lines[i][1:]  # 8 characters, not a CUI
+        lines[i + 3] = "C12|" + lines[i + 3].split("|", 1)[1]  # too short: the slow path
+        (meta / f).write_text("".join(lines))
+    with pytest.raises(DataError, match="invalid CUI 'X") as exc:
+        build_store(meta, tmp_path / "s0")
+    with pytest.raises(ReadError) as ref_exc:
+        read_rrf(meta)
+    assert str(exc.value).split(": ")[0] == str(ref_exc.value).split(": ")[0]  # file:line:column
+    m = build_store(meta, tmp_path / "s1", on_error="skip")
+    ref = read_rrf(meta, on_error="skip")
+    for k in ("MRCONSO.RRF:malformed", "MRREL.RRF:malformed", "MRCONSO.RRF:kept", "MRREL.RRF:kept"):
+        assert m["stats"][k] == ref.stats[k], k
+    assert m["stats"]["MRCONSO.RRF:malformed"] == m["stats"]["MRREL.RRF:malformed"] == 2
+    st = KnowledgeGraph.open(tmp_path / "s1")
+    assert st.relations() == ref.to_kg().relations()

@@ -572,7 +572,7 @@ def _build(
                 first = int(np.flatnonzero(~okn)[0])
                 raise DataError(
                     f"invalid CUI {cui[first].as_py()!r} (expected C followed by 7 digits)",
-                    source=f"{conso_path}:row {seq + first + 1}", reason="malformed",
+                    source=f"{conso_path}:{seq + first + 1}:1", reason="malformed",
                 )
             stats["MRCONSO.RRF:malformed"] += bad
         mask = ok
@@ -846,7 +846,7 @@ def _build(
                         first = int(np.flatnonzero(~mask)[0])
                         raise DataError(
                             f"invalid CUI1/CUI2 {c1s[first].as_py()!r}/{c2s[first].as_py()!r} (expected C followed by 7 digits)",
-                            source=f"{rel_path}:row {rseq + first + 1}", reason="malformed",
+                            source=f"{rel_path}:{rseq + first + 1}:1", reason="malformed",
                         )
                     stats["MRREL.RRF:malformed"] += bad
                 rseq += n
