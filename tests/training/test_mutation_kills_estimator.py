@@ -117,7 +117,7 @@ def test_check_safetensors_describes_what_the_file_is(tmp_path: Path):
 def test_an_unfitted_classifier_says_so():
     from graphbrain.errors import ConfigError
 
-    cohort = make_synthetic_cohort(n_subjects=10, n_rois=5, n_timepoints=40, n_sites=2, seed=4)
+    cohort = make_synthetic_cohort(n_subjects=10, n_rois=8, n_timepoints=40, n_sites=2, seed=4)
     clf = build_classifier("logreg")
     for call in (lambda: clf.predict_proba(cohort), clf.edge_weights):
         with pytest.raises(ConfigError, match="^classifier is not fitted$"):
