@@ -122,12 +122,18 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
 STATUS = re.compile(r"^\s*(\S+): (.+)$")
 
 
-def _prepare(work: Path, target: str, tests: list[str], deselect: list[str], timeout_multiplier: float) -> None:
+def _prepare(work: Path, target: str, tests: list[str], deselect: list[str], timeout_multiplier: float,
+             committed: bool = False) -> None:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    if committed:  # src/ and tests/ as in the last commit (others may be editing the working tree)
+        archive = subprocess.run(["git", "archive", "HEAD", "src", "tests"], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+    else:
+        shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     text = (ROOT / "pyproject.toml").read_text()
     # mutmut reads [tool.mutmut] from pyproject first; we configure it in setup.cfg only
     (work / "pyproject.toml").write_text(re.sub(r"(?ms)^\[tool\.mutmut\].*?(?=^\[)", "", text))
@@ -186,6 +192,7 @@ def _source_version(target: str) -> dict[str, str | bool]:
 def run_module(
     key: str, work_root: Path, *, sample: int | None, seed: int, max_children: int, report_only: bool = False,
     rerun_survivors: bool = False, timeout_multiplier: float = 10.0, baseline: bool = False, resume: bool = False,
+    committed: bool = False,
 ) -> dict:
     target, tests, deselect = MODULES[key]
     tests = [t for t in tests if (ROOT / t.split("::")[0]).exists()]  # the kill-test files may not exist yet
@@ -193,8 +200,9 @@ def run_module(
         tests = [t for t in tests if not Path(t).name.startswith("test_mutation_kills_")]
     work = work_root / key
     version = _source_version(target)
+    version["mutated"] = "last commit (git archive HEAD)" if committed else "working tree"
     if not (report_only or rerun_survivors or resume):
-        _prepare(work, target, tests, deselect, timeout_multiplier)
+        _prepare(work, target, tests, deselect, timeout_multiplier, committed)
     env = dict(
         os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
         GRAPHBRAIN_HYPOTHESIS_EXAMPLES=os.environ.get("GRAPHBRAIN_HYPOTHESIS_EXAMPLES", "8"),
@@ -283,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-children", type=int, default=1, help="parallel mutant workers (default 1)")
     ap.add_argument("--timeout-multiplier", type=float, default=10.0,
                     help="timeout = multiplier x (clean time of the mutant's tests + 1 s); default 10")
+    ap.add_argument("--committed", action="store_true",
+                    help="mutate and test src/ and tests/ as in the last commit (git archive HEAD), not the "
+                         "working tree")
     ap.add_argument("--resume", action="store_true",
                     help="continue an interrupted full run in the work folder with the current tests "
                          "(survivors and mutants not run yet)")
@@ -312,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         r = run_module(key, work_root, sample=args.sample, seed=args.seed, max_children=args.max_children,
                        report_only=args.report_only, rerun_survivors=args.rerun_survivors,
                        timeout_multiplier=args.timeout_multiplier, baseline=args.baseline,
-                       resume=args.resume)
+                       resume=args.resume, committed=args.committed)
         results[key] = r
         score = "n/a" if r["score"] is None else f"{100 * r['score']:.1f} %"
         print(f"{key}: {score} killed of {r['mutants_run']} mutants in {r['seconds']} s "
