@@ -1,0 +1,103 @@
+"""Tests written against mutants of ``training/torch_estimator.py`` that the suite let survive.
+
+The configured covariance estimator reaches the connectome; the linear path's
+``logreg`` start is sklearn's logistic regression on the fitting subjects; a model
+trained on a GPU predicts on a CPU-only machine; attribution inputs cover the cohort in
+order; errors name the subject; a model folder may be a new nested path
+(``python tools/mutation.py torch_estimator``; see docs/testing.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+import graphbrain.training.torch_estimator as te
+from graphbrain.data import Cohort, make_synthetic_cohort
+from graphbrain.errors import ConfigError
+from graphbrain.training import build_classifier, load_classifier
+from graphbrain.training.trainer import TrainResult
+
+FAST = {"epochs": 2, "batch_size": 16, "progress": False}
+BNC = {"e2e_channels": [2], "e2n_channels": 2, "n2g_channels": 4, "fc_hidden": [4]}
+
+
+@pytest.fixture(scope="module")
+def cohort() -> Cohort:
+    return make_synthetic_cohort(n_subjects=32, n_rois=8, n_timepoints=60, n_planted=4, effect_size=2.0, seed=9)
+
+
+def test_configured_estimator_and_nested_save_folder(cohort, tmp_path: Path):
+    clf = build_classifier("brainnetcnn", model_params=BNC, connectome={"estimator": "empirical"}, train=FAST)
+    clf.fit(cohort)
+    assert clf.transformer.estimator == "empirical"
+    target = tmp_path / "runs" / "fold0" / "model"
+    clf.save(target)
+    np.testing.assert_allclose(load_classifier(target).predict_proba(cohort), clf.predict_proba(cohort), atol=1e-6)
+
+
+def test_linear_path_starts_from_sklearns_logistic_regression_on_the_fitting_subjects(cohort, monkeypatch):
+    """With ``linear_init="logreg"`` and no training step, the linear path holds exactly
+    LogisticRegression(C=1, balanced) fitted on the fitting part of the training fold
+    (validation subjects excluded): class-1 row = coef / input_scale, class-0 row = 0."""
+
+    class NoTraining:
+        def __init__(self, *a, **kw):
+            pass
+
+        def fit(self, *a, **kw):
+            return TrainResult(history=[], best_epoch=0)
+
+    monkeypatch.setattr(te, "Trainer", NoTraining)
+    params = {**BNC, "linear_path": True, "linear_init": "logreg"}
+    clf = build_classifier("brainnetcnn", model_params=params, train=FAST).fit(cohort)
+    val = set(clf.val_ids_)
+    fit_rows = [i for i, s in enumerate(cohort.ids) if s not in val]
+    assert 0 < len(val) and len(fit_rows) < len(cohort)
+    fc = torch.from_numpy(clf._static_fc(cohort.subset(fit_rows), fit=False))
+    x = clf.model.vectorise(fc).double().numpy()
+    y = np.searchsorted(clf.classes_, cohort.labels[fit_rows])
+    ref = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit(x, y)
+    w = clf.model.linear.weight.detach().numpy()
+    b = clf.model.linear.bias.detach().numpy()
+    np.testing.assert_allclose(w[1] * float(clf.model.input_scale), ref.coef_[0], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(b[1], ref.intercept_[0], rtol=1e-3, atol=1e-4)
+    assert np.all(w[0] == 0) and b[0] == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback of a CPU-only machine")
+def test_model_trained_on_a_gpu_predicts_on_a_cpu_only_machine(cohort, tmp_path: Path):
+    clf = build_classifier("brainnetcnn", model_params=BNC, train=FAST).fit(cohort)
+    clf.save(tmp_path / "m")
+    meta_path = tmp_path / "m" / "classifier.json"
+    meta = json.loads(meta_path.read_text())
+    meta["train"]["device"] = "cuda:0"  # as written by a run on a GPU machine
+    meta_path.write_text(json.dumps(meta))
+    back = load_classifier(tmp_path / "m")
+    np.testing.assert_allclose(back.predict_proba(cohort), clf.predict_proba(cohort), atol=1e-6)
+
+
+def test_input_batches_cover_the_cohort_in_order(cohort):
+    clf = build_classifier("brainnetcnn", model_params=BNC, train=FAST).fit(cohort)
+    rows, fcs = [], []
+    for idx, batch in clf.input_batches(cohort, batch_size=5):
+        assert len(idx) <= 5 and batch["fc"].shape[0] == len(idx)
+        rows.append(idx)
+        fcs.append(batch["fc"].numpy())
+    np.testing.assert_array_equal(np.concatenate(rows), np.arange(len(cohort)))
+    np.testing.assert_allclose(np.concatenate(fcs), clf._static_fc(cohort, fit=False), atol=1e-6)
+
+
+def test_window_in_seconds_without_tr_names_the_subject(cohort):
+    no_tr = Cohort([replace(s, tr=None) for s in cohort], name="no-tr", roi_names=cohort.roi_names)
+    clf = te.TorchClassifier("stagin", model_params={"hidden": 8, "n_layers": 1},
+                             connectome={"window_seconds": 30, "stride": 5}, train=FAST)
+    with pytest.raises(ConfigError, match=rf"connectome.window_seconds needs each subject's repetition time \(tr\); "
+                                          rf"subject '{cohort.ids[0]}' has none"):
+        clf.fit(no_tr)
