@@ -158,6 +158,25 @@ def _write_config(work: Path, target: str, tests: list[str], deselect: list[str]
     )
 
 
+def _forget_kill_tests(stats_file: Path) -> None:
+    """Keep mutmut's test -> function map (re-tracing every test costs minutes) but forget
+    the kill-test files (mutmut traces them again as new tests) and the config fingerprint
+    (a changed test selection would otherwise reset every earlier verdict)."""
+    if not stats_file.exists():
+        return
+    stats = json.loads(stats_file.read_text())
+    stats.pop("config_fingerprint", None)
+
+    def keep(test: str) -> bool:
+        return "test_mutation_kills_" not in test
+
+    stats["tests_by_mangled_function_name"] = {
+        f: [t for t in ts if keep(t)] for f, ts in stats["tests_by_mangled_function_name"].items()
+    }
+    stats["duration_by_test"] = {t: d for t, d in stats["duration_by_test"].items() if keep(t)}
+    stats_file.write_text(json.dumps(stats))
+
+
 def _mutmut(work: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=work, env=env, capture_output=True,
                           text=True)
@@ -224,9 +243,7 @@ def run_module(
         shutil.rmtree(work / "tests")
         shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
         _write_config(work, target, tests, deselect, timeout_multiplier)  # new test files join the selection
-        # the new tests must be traced too: drop the stats so mutmut re-maps tests to functions
-        for stale in ("mutmut-stats.json",):
-            (work / "mutants" / stale).unlink(missing_ok=True)
+        _forget_kill_tests(work / "mutants" / "mutmut-stats.json")
         shutil.rmtree(work / "mutants" / "tests", ignore_errors=True)
         if not names:
             return summary(status, 0.0, None)
