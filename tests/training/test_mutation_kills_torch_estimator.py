@@ -101,3 +101,21 @@ def test_window_in_seconds_without_tr_names_the_subject(cohort):
     with pytest.raises(ConfigError, match=rf"connectome.window_seconds needs each subject's repetition time \(tr\); "
                                           rf"subject '{cohort.ids[0]}' has none"):
         clf.fit(no_tr)
+
+
+def test_constant_edges_get_unit_scale_and_a_one_class_cohort_is_refused(cohort):
+    """An ROI constant in every scan gives edges with zero spread over the training fold:
+    their scale is 1 (not 0 or NaN), so the standardised FC stays finite."""
+    from graphbrain.errors import DataError
+
+    flat = Cohort([replace(s, timeseries=np.concatenate([s.timeseries[:, :7], np.full((s.timeseries.shape[0], 1), 3.0)],
+                                                        axis=1).astype(s.timeseries.dtype)) for s in cohort],
+                  name="flat-roi", roi_names=cohort.roi_names)
+    clf = build_classifier("brainnetcnn", model_params=BNC, connectome={"estimator": "empirical"}, train=FAST)
+    clf.fit(flat)
+    assert np.all(clf.fc_scale_[7, :7] == 1.0) and np.all(clf.fc_scale_[:7, 7] == 1.0)
+    assert np.isfinite(clf._static_fc(flat, fit=False)).all()
+    one = Cohort([s for s in cohort if s.label == cohort.labels[0]], name="one-class", roi_names=cohort.roi_names)
+    with pytest.raises(DataError, match="single class") as err:
+        build_classifier("brainnetcnn", model_params=BNC, train=FAST).fit(one)
+    assert err.value.reason == "one_class"
