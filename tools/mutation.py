@@ -237,9 +237,10 @@ def run_module(
     if rerun_survivors or resume:  # after adding tests: copy them in and retest only the survivors
         status = _results(work, env)
         # timeouts (e.g. an endless loop) already fail CI: only the survivors are retested
-        names = sorted(k for k, v in status.items() if v == "survived")
+        # "no tests": the new tests may reach the function now
+        names = sorted(k for k, v in status.items() if v in ("survived", "no tests"))
         if resume:  # an interrupted full run: the survivors and every mutant not run yet
-            names = sorted(k for k, v in status.items() if v in ("survived", "not checked"))
+            names = sorted(k for k, v in status.items() if v in ("survived", "no tests", "not checked"))
         shutil.rmtree(work / "tests")
         shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
         _write_config(work, target, tests, deselect, timeout_multiplier)  # new test files join the selection
