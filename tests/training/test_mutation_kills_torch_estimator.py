@@ -119,3 +119,23 @@ def test_constant_edges_get_unit_scale_and_a_one_class_cohort_is_refused(cohort)
     with pytest.raises(DataError, match="single class") as err:
         build_classifier("brainnetcnn", model_params=BNC, train=FAST).fit(one)
     assert err.value.reason == "one_class"
+
+
+def test_connectome_top_percent_reaches_a_graph_model_and_bad_params_list_the_valid_ones(cohort):
+    """``connectome.top_percent`` sets the graph sparsity of the GNNs (unless the model's own
+    parameters set it); a model without that parameter ignores it; an unknown model
+    parameter is refused with the list of the settable ones (not the shape arguments)."""
+    gcn = build_classifier("gcn", model_params={"hidden": 8}, connectome={"top_percent": 35}, train=FAST).fit(cohort)
+    def deep(m):  # the GNN itself (inside the linear-path wrapper when that is on)
+        return getattr(m, "deep", m)
+
+    assert deep(gcn.model).top_percent == 35.0
+    own = build_classifier("gcn", model_params={"hidden": 8, "top_percent": 10}, connectome={"top_percent": 35},
+                           train=FAST).fit(cohort)
+    assert deep(own.model).top_percent == 10
+    build_classifier("brainnetcnn", model_params=BNC, connectome={"top_percent": 35}, train=FAST).fit(cohort)
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['hidden'\] for model 'brainnetcnn'") as err:
+        build_classifier("brainnetcnn", model_params={"hidden": 3}, train=FAST).fit(cohort)
+    for shape_arg in ("n_rois", "n_windows", "n_classes"):
+        assert f"'{shape_arg}'" not in str(err.value)
+    assert "'e2e_channels'" in str(err.value)
