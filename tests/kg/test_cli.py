@@ -75,3 +75,20 @@ def test_embed_command(capsys, tmp_path):
     )
     assert rc == 0 and "filtered_mrr" in json.loads(out)["metrics"]
     assert (tmp_path / "e.npz").is_file() and (tmp_path / "f.csv").is_file()
+
+
+def test_diagnose_scoring_and_group_reach_the_library(capsys):
+    """--scoring and --group give exactly what kg.diagnose gives with the same arguments."""
+    from graphbrain.kg import KnowledgeGraph
+
+    kg = KnowledgeGraph.default()
+    for extra, kw in ((["--scoring", "legacy"], {"scoring": "legacy"}), (["--group"], {"group": True}), ([], {})):
+        rc, out, _ = run(capsys, "diagnose", "seizure", "stiff neck", "--top-k", "5", "--json", *extra)
+        want = kg.diagnose(["seizure", "stiff neck"], top_k=5, **kw)
+        assert rc == 0
+        got = json.loads(out)["candidates"]
+        assert [c["id"] for c in got] == [c.concept_id for c in want.candidates]
+        assert [len(c.get("subtypes", [])) for c in got] == [len(c.subtypes) for c in want.candidates]
+    ic = kg.diagnose(["seizure", "stiff neck"], top_k=5)
+    legacy = kg.diagnose(["seizure", "stiff neck"], top_k=5, scoring="legacy")
+    assert [c.concept_id for c in ic.candidates] != [c.concept_id for c in legacy.candidates]  # flag matters

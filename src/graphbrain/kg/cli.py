@@ -177,7 +177,8 @@ def cmd_paths(args: argparse.Namespace) -> int:
 def cmd_diagnose(args: argparse.Namespace) -> int:
     kg = _kg(args)
     rels = [r for x in args.relations or [] for r in x.split(",") if r.strip()] or None
-    res = kg.diagnose(args.findings, top_k=args.top_k, max_hops=args.max_hops, finding_relations=rels)
+    res = kg.diagnose(args.findings, top_k=args.top_k, max_hops=args.max_hops, finding_relations=rels,
+                      scoring=args.scoring, group=args.group)
     _emit(args, res.to_dict(), res.table())
     problems = res.problems()
     if problems:  # say why findings did not count; no candidate at all is a failure
@@ -300,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="finding relations (repeat or comma-separate; =END names the disease end); "
         "default: the known ones in the graph (has_symptom, has_manifestation, manifestation_of ...)",
     )
+    dg.add_argument("--scoring", default=None, choices=["ic", "legacy"],
+                    help="ic: information content over the finding hierarchy with disease families "
+                    "(default for in-memory graphs); legacy: the IDF-weighted best-path score of "
+                    "earlier versions (default for an on-disk store)")
+    dg.add_argument("--group", action="store_true",
+                    help="fold subtypes under their most general ancestor among the candidates")
     dg.set_defaults(func=cmd_diagnose)
 
     sp = sub.add_parser("sparql", parents=[common], help="run a read-only SPARQL query")

@@ -871,6 +871,12 @@ class DiagnosisIndex:
         return None
 
 
+def default_scoring(kg: KnowledgeGraph) -> str:
+    """``"legacy"`` for a graph on an on-disk store (memory-mapped, UMLS-sized: the ``"ic"``
+    tables would build the is-a closure in memory), else :data:`DEFAULT_SCORING`."""
+    return "legacy" if kg.backend.name == "store" else DEFAULT_SCORING
+
+
 def diagnose(
     kg: KnowledgeGraph,
     findings: Iterable[str],
@@ -879,7 +885,7 @@ def diagnose(
     max_hops: int = 3,
     fuzzy: bool = True,
     finding_relations: Sequence[str] | Mapping[str, str] | str | None = None,
-    scoring: str = DEFAULT_SCORING,
+    scoring: str | None = None,
     params: IcParams | None = None,
     group: bool = False,
 ) -> DiagnosisResult:
@@ -887,7 +893,9 @@ def diagnose(
 
     ``finding_relations``: the relations linking diseases to findings (see
     :func:`finding_relation_spec`); default: the built-in ones present in the graph.
-    ``scoring``: ``"ic"`` (default: information content over the finding hierarchy, disease
+    ``scoring``: ``None`` (default) is ``"ic"`` on in-memory graphs and ``"legacy"`` on an
+    on-disk store (:func:`default_scoring`: the IC tables hold the is-a closure in memory,
+    which at UMLS scale is many GB); ``"ic"`` (information content over the finding hierarchy, disease
     families, dampened size prior; ``params``) or ``"legacy"`` (IDF-weighted best path
     type, the scoring before the DO + HPO graph). ``group=True``: among the best
     ``max(5 * top_k, 50)`` candidates, each one that is an is-a descendant of another is
@@ -897,6 +905,8 @@ def diagnose(
     folded under that parent. Raises :class:`DiagnosisError` when the graph has none of the
     finding relations.
     """
+    if scoring is None:
+        scoring = default_scoring(kg)
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
     if top_k < 1:

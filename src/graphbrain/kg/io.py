@@ -171,7 +171,8 @@ def save_compact(kg: KnowledgeGraph, path: str | Path) -> Path:
     data = json.dumps(cols.to_json(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.name.endswith(".gz"):
-        with gzip.open(path, "wb", compresslevel=9) as fh:
+        # mtime=0: the same graph always gives the same bytes (gzip headers carry a timestamp)
+        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as fh:
             fh.write(data)
     else:
         path.write_bytes(data)
