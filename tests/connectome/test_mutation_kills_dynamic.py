@@ -65,9 +65,11 @@ def test_cupy_code_path_equals_nilearn_with_constant_roi_zeroed(fake_cupy, scans
     fc = np.asarray(sliding_window_fc(scans, 24, 5, backend="cupy"))
     _check_against_nilearn(fc, scans, 24, 5)
     assert np.all(fc[1, :, 3, :] == 0) and np.all(fc[1, :, :, 3] == 0)
-    # "auto" keeps a cupy input on cupy
-    auto = np.asarray(sliding_window_fc(scans.view(array_type), 24, 5))
+    # "auto" keeps a cupy input on cupy (a torch tensor would come back from the torch path)
+    auto = sliding_window_fc(scans.view(array_type), 24, 5)
+    assert not isinstance(auto, torch.Tensor)
     np.testing.assert_allclose(auto, fc, atol=1e-6)
+    assert sliding_window_fc(scans.astype(np.float64), 24, 5, backend="cupy").dtype == np.float32
     z = sliding_window_fc(scans, 24, 5, backend="cupy", fisher_z=True)
     assert z.dtype == np.float32  # cupy back end: float32 throughout, Fisher z included
     off = ~np.eye(6, dtype=bool)
@@ -82,6 +84,8 @@ def test_torch_autograd_and_float64_paths_equal_nilearn(scans):
     fc = sliding_window_fc(t, 24, 5, backend="torch")
     assert fc.requires_grad and fc.dtype == torch.float32
     _check_against_nilearn(fc.detach().numpy(), scans, 24, 5)
+    single = sliding_window_fc(torch.from_numpy(scans[0].copy()).requires_grad_(True), 24, 5, backend="torch")
+    _check_against_nilearn(single.detach().numpy()[None], scans[:1], 24, 5)  # one (T, R) scan
     f64 = sliding_window_fc(torch.from_numpy(scans.astype(np.float64)), 24, 5, backend="torch", dtype=torch.float64)
     assert f64.dtype == torch.float64
     _check_against_nilearn(f64.numpy(), scans, 24, 5)
@@ -94,8 +98,8 @@ def test_numpy_dtype_follows_the_request(scans):
     f64 = sliding_window_fc(scans.astype(np.float64), 24, 5, backend="numpy", dtype=np.float64)
     assert f64.dtype == np.float64
     _check_against_nilearn(f64, scans, 24, 5)
-    # a torch tensor given to the numpy back end is converted, not refused
-    fc = sliding_window_fc(torch.from_numpy(scans.copy()), 24, 5, backend="numpy")
+    # a torch tensor (even one that requires grad) given to the numpy back end is converted
+    fc = sliding_window_fc(torch.from_numpy(scans.copy()).requires_grad_(True), 24, 5, backend="numpy")
     assert isinstance(fc, np.ndarray)
     _check_against_nilearn(fc, scans, 24, 5)
     with pytest.raises(ConfigError, match="unknown dynamic-FC backend 'jax'"):
@@ -167,6 +171,24 @@ def test_signal_constant_up_to_rounding_noise_counts_as_constant():
     x[:, 3] = 1000.1 + 1e-7 * rng.standard_normal(48)
     fc_np = sliding_window_fc(x, 24, 6, backend="numpy", dtype=np.float64)
     fc_t = sliding_window_fc(torch.from_numpy(x), 24, 6, backend="torch", dtype=torch.float64).numpy()
-    for fc in (fc_np, fc_t):
+    grad = torch.from_numpy(x.copy()).requires_grad_(True)  # the pure-torch kernel
+    fc_g = sliding_window_fc(grad, 24, 6, backend="torch", dtype=torch.float64).detach().numpy()
+    for fc in (fc_np, fc_t, fc_g):
         assert np.all(fc[:, 3, :] == 0) and np.all(fc[:, :, 3] == 0)
         np.testing.assert_allclose(fc[:, 0, 0], 1.0, atol=1e-12)
+
+
+def test_sliding_window_defaults_errors_and_missing_cupy(monkeypatch):
+    from graphbrain.errors import MissingDependencyError
+
+    x = np.random.default_rng(2).standard_normal((30, 4))
+    assert sliding_window_fc(x, 10, backend="numpy").shape == (21, 4, 4)  # default stride 1
+    with pytest.raises(DataError, match=r"expected \(T, R\) or \(B, T, R\) time series, got shape \(30,\)") as err:
+        sliding_window_fc(x[:, 0], 10, 1)
+    assert err.value.reason == "wrong_shape"
+    with pytest.raises(DataError, match="scan too short for the windows: 30 time points < window length 40") as err:
+        sliding_window_fc(x, 40, 1)
+    assert err.value.reason == "too_short"
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy -> ImportError
+    with pytest.raises(MissingDependencyError, match=r"the cupy dynamic-FC back end needs the optional package 'cupy'.*\[gpu\]"):
+        sliding_window_fc(x, 10, 1, backend="cupy")
