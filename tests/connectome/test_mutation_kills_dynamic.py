@@ -88,6 +88,8 @@ def test_torch_autograd_and_float64_paths_equal_nilearn(scans):
     _check_against_nilearn(single.detach().numpy()[None], scans[:1], 24, 5)  # one (T, R) scan
     f64 = sliding_window_fc(torch.from_numpy(scans.astype(np.float64)), 24, 5, backend="torch", dtype=torch.float64)
     assert f64.dtype == torch.float64
+    # float64 input without a dtype: float32 out (the documented default)
+    assert sliding_window_fc(scans.astype(np.float64), 24, 5, backend="torch").dtype == torch.float32
     _check_against_nilearn(f64.numpy(), scans, 24, 5)
     z = sliding_window_fc(torch.from_numpy(scans.copy()), 24, 5, fisher_z=True, device="cpu")
     assert z.dtype == torch.float32 and torch.all(torch.diagonal(z, dim1=-2, dim2=-1) == 0)
