@@ -20,7 +20,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import (
+    GroupShuffleSplit,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
 
 from graphbrain.errors import ConfigError
 
@@ -197,7 +202,11 @@ def inner_split(
         raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
     g = None if groups is None else _groups(np.asarray(groups)[train_index], len(train_index))
     if g is None:
-        strat = y if np.unique(y, return_counts=True)[1].min() >= 2 else None
+        classes, counts = np.unique(y, return_counts=True)
+        n_val = int(np.ceil(val_fraction * len(y)))  # train_test_split's size for a fraction
+        # stratify only when each class can be in both parts
+        ok = counts.min() >= 2 and len(classes) <= min(n_val, len(y) - n_val)
+        strat = y if ok else None
         fit_idx, val_idx = train_test_split(
             train_index, test_size=val_fraction, random_state=seed, stratify=strat
         )
@@ -206,8 +215,15 @@ def inner_split(
     k = min(max(2, int(round(1.0 / val_fraction))), n_groups)
     if k < 2:
         raise ConfigError(f"an inner validation split needs at least 2 participants, got {n_groups}")
-    sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    fit_pos, val_pos = next(iter(sgkf.split(np.zeros(len(y)), y, g)))
+    # StratifiedGroupKFold needs every class to have at least k members: fewer folds when a
+    # class is small, and a plain grouped split when a class has a single member
+    k_strat = min(k, int(np.unique(y, return_counts=True)[1].min()))
+    if k_strat >= 2:
+        sgkf = StratifiedGroupKFold(n_splits=k_strat, shuffle=True, random_state=seed)
+        fit_pos, val_pos = next(iter(sgkf.split(np.zeros(len(y)), y, g)))
+    else:
+        gss = GroupShuffleSplit(n_splits=1, test_size=1.0 / k, random_state=seed)
+        fit_pos, val_pos = next(iter(gss.split(np.zeros(len(y)), y, g)))
     return np.sort(train_index[fit_pos]), np.sort(train_index[val_pos])
 
 
