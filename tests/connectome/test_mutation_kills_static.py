@@ -177,8 +177,6 @@ def test_transform_errors_name_the_problem(series):
     assert err.value.reason == "roi_mismatch"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the nilearn engine lets numpy's LinAlgError out for a singular "
-                   "empirical covariance (constant ROI); the graphbrain engine raises a DataError")
 @pytest.mark.parametrize("kind", ["precision", "partial correlation"])
 def test_singular_covariance_is_a_data_error_on_the_nilearn_engine_too(series, kind):
     xs = [x.copy() for x in series]

@@ -47,15 +47,6 @@ def seconds_to_timepoints(seconds: float, tr: float) -> int:
     return max(1, int(round(seconds / tr)))
 
 
-def _corr_from_windows_numpy(win: np.ndarray) -> np.ndarray:
-    # win: (..., R, L)
-    win = win - win.mean(axis=-1, keepdims=True)
-    norm = np.sqrt((win * win).sum(axis=-1, keepdims=True))
-    ok = norm > 1e-8 * (1.0 + np.abs(win).max(axis=-1, keepdims=True))
-    win = np.where(ok, win / np.where(ok, norm, 1.0), 0.0)
-    return np.einsum("...il,...jl->...ij", win, win)
-
-
 def _sliding_corr_syrk(x: np.ndarray, window: int, stride: int, dtype: Any = np.float32) -> np.ndarray:
     """(..., T, R) -> (..., W, R, R) on the CPU, at about half the FLOPs of a general matmul.
 

@@ -146,7 +146,14 @@ class ConnectivityTransformer(TransformerMixin, BaseEstimator):
             cm = self._measure(kind)
 
             def compute(xs: list[np.ndarray]) -> np.ndarray:
-                return np.asarray(cm.fit_transform(xs))
+                try:
+                    return np.asarray(cm.fit_transform(xs))
+                except np.linalg.LinAlgError as err:  # the same error as the graphbrain engine
+                    raise DataError(
+                        f"a covariance matrix is singular, so its {kind} is undefined (constant or "
+                        "duplicated ROIs with the empirical estimator?); use estimator='ledoit_wolf' "
+                        "or drop those ROIs", reason="singular",
+                    ) from err
 
         if self.cache_dir is None:
             return compute(X)
