@@ -168,7 +168,7 @@ def run(models: list[str], schemes: list[str], root: Path, out: Path | None) -> 
                              "chosen": getattr(clf, "chosen_", None), "seconds": time.perf_counter() - t0,
                              "ids": [cohort.ids[i] for i in fold.test], "proba": [float(v) for v in p]})
                 gate = getattr(getattr(clf, "model", None), "gate", None)
-                rows[-1]["gate"] = None if gate is None else float(gate)
+                rows[-1]["gate"] = None if gate is None else float(gate.detach())
                 print(key, {k: v for k, v in rows[-1].items() if k not in ("ids", "proba")}, flush=True)
                 if out:
                     out.write_text(json.dumps(results, indent=1))

@@ -125,6 +125,25 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
         ],
         [],
     ),
+    "kernels": (
+        "src/graphbrain/connectome/kernels.py",
+        [
+            "tests/connectome/test_kernels.py",
+            "tests/connectome/test_static.py",
+            "tests/connectome/test_mutation_kills_static.py",
+        ],
+        [],
+    ),
+    "ragged": (
+        "src/graphbrain/connectome/ragged.py",
+        ["tests/models/test_ragged.py", "tests/training/test_torch_ragged.py"],
+        [],
+    ),
+    "graphs": (
+        "src/graphbrain/connectome/graphs.py",
+        ["tests/models/test_graphs.py"],
+        [],
+    ),
 }
 
 STATUS = re.compile(r"^\s*(\S+): (.+)$")
