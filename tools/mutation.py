@@ -141,7 +141,7 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "graphs": (
         "src/graphbrain/connectome/graphs.py",
-        ["tests/models/test_graphs.py"],
+        ["tests/models/test_graphs.py", "tests/connectome/test_mutation_kills_graphs.py"],
         [],
     ),
 }
