@@ -136,7 +136,8 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "ragged": (
         "src/graphbrain/connectome/ragged.py",
-        ["tests/models/test_ragged.py", "tests/training/test_torch_ragged.py"],
+        ["tests/models/test_ragged.py", "tests/training/test_torch_ragged.py",
+         "tests/connectome/test_mutation_kills_ragged.py"],
         [],
     ),
     "graphs": (
