@@ -95,7 +95,8 @@ def test_bucketed_store_answers_as_read_rrf(builds):
         assert st.neighbors(c.id, direction="both") == mem.neighbors(c.id, direction="both")
     for i in range(0, len(cs) - 2, 101):
         f = [cs[i].id, cs[i + 1].id]
-        assert st.diagnose(f, top_k=5).to_dict() == mem.diagnose(f, top_k=5).to_dict()
+        for scoring in ("legacy", "ic"):  # the store defaults to legacy, memory to ic: compare both
+            assert st.diagnose(f, top_k=5, scoring=scoring).to_dict() == mem.diagnose(f, top_k=5, scoring=scoring).to_dict()
 
 
 def test_bucketed_diagnosis_index_matches_in_memory_definition(builds):
