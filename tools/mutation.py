@@ -131,6 +131,7 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
             "tests/connectome/test_kernels.py",
             "tests/connectome/test_static.py",
             "tests/connectome/test_mutation_kills_static.py",
+            "tests/connectome/test_mutation_kills_kernels.py",
         ],
         [],
     ),
