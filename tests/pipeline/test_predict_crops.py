@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from graphbrain.data import Cohort, Subject, make_synthetic_cohort
 from graphbrain.pipeline import predict, train_model
@@ -12,14 +11,6 @@ from graphbrain.pipeline import predict, train_model
 TRAIN = ["model=stagin", "model.linear_path=false", "model.hidden=8", "model.n_layers=1", "train.epochs=1", "train.batch_size=8",
          "train.num_threads=1", "connectome.window=10", "connectome.stride=5", "connectome.n_timepoints=30",
          "cache_dir=null", "progress=false"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
 
 
 @pytest.fixture(scope="module")

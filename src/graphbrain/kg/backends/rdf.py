@@ -59,8 +59,11 @@ RDF_TYPE = RDF_NS + "type"
 PREFIXES = (
     f"PREFIX gb: <{VOCAB_NS}>\nPREFIX skos: <{SKOS_NS}>\n"
     f"PREFIX rdf: <{RDF_NS}>\nPREFIX rdfs: <{RDFS_NS}>\n"
-    f"PREFIX gbr: <{RELATION_NS}>\n"  # relation IRIs; queries test STRSTARTS(STR(?r), STR(gbr:))
 )
+# graphbrain relation IRIs start with RELATION_NS: queries test STRSTARTS(STR(?r), ?relns)
+# with ?relns bound to it as a parameter (never formatted into the query text; projected,
+# as Oxigraph substitutes only projected variables)
+_RELNS = {"relns": RELATION_NS}
 _XREF_QUERY = PREFIXES + "SELECT ?c ?q ?x WHERE { ?c gb:xrefKey ?q ; gb:xref ?x }"
 _CODE_QUERY = PREFIXES + "SELECT ?c ?q ?x WHERE { ?c gb:codeKey ?q ; gb:xref ?x }"
 _CLOSURE_UP = "SELECT DISTINCT ?c ?x WHERE { ?c $PATH ?x . ?x a gb:Concept }"
@@ -334,8 +337,8 @@ class _SparqlBackend(Backend):
 
     _REL_QUERY = (
         PREFIXES
-        + "SELECT ?h ?r ?t ?src ?attrs WHERE { ?h ?r ?t . ?h a gb:Concept . ?t a gb:Concept . "
-        + "FILTER(STRSTARTS(STR(?r), STR(gbr:))) "
+        + "SELECT ?h ?r ?t ?src ?attrs ?relns WHERE { ?h ?r ?t . ?h a gb:Concept . ?t a gb:Concept . "
+        + "FILTER(STRSTARTS(STR(?r), ?relns)) "
         + "OPTIONAL { ?st rdf:subject ?h ; rdf:predicate ?r ; rdf:object ?t . "
         "OPTIONAL { ?st gb:source ?src } OPTIONAL { ?st gb:attributes ?attrs } } }"
     )
@@ -358,7 +361,7 @@ class _SparqlBackend(Backend):
         return out
 
     def iter_relations(self) -> Iterator[Relation]:
-        rels = self._rows_to_relations(self._select(self._REL_QUERY))
+        rels = self._rows_to_relations(self._select(self._REL_QUERY, _RELNS))
         rels.sort(key=lambda r: (*r.key, r.source, tuple(r.attributes.items())))
         yield from rels
 
@@ -367,13 +370,13 @@ class _SparqlBackend(Backend):
         return int(rows[0]["n"])
 
     def num_relations(self) -> int:
-        return len(self._rows_to_relations(self._select(self._REL_QUERY)))
+        return len(self._rows_to_relations(self._select(self._REL_QUERY, _RELNS)))
 
     def relation_types(self) -> list[str]:
         rows = self._select(
             PREFIXES
-            + "SELECT DISTINCT ?r WHERE { ?h ?r ?t . ?h a gb:Concept . ?t a gb:Concept . "
-            + "FILTER(STRSTARTS(STR(?r), STR(gbr:))) }"
+            + "SELECT DISTINCT ?r ?relns WHERE { ?h ?r ?t . ?h a gb:Concept . ?t a gb:Concept . "
+            + "FILTER(STRSTARTS(STR(?r), ?relns)) }", _RELNS
         )
         return sorted(relation_from_iri(r["r"]) for r in rows)
 
@@ -421,8 +424,8 @@ class _SparqlBackend(Backend):
     # -- edges
     _OUT = (
         PREFIXES
-        + "SELECT ?h ?r ?t ?src ?attrs WHERE { ?h ?r ?t . ?t a gb:Concept . "
-        + "FILTER(STRSTARTS(STR(?r), STR(gbr:))) "
+        + "SELECT ?h ?r ?t ?src ?attrs ?relns WHERE { ?h ?r ?t . ?t a gb:Concept . "
+        + "FILTER(STRSTARTS(STR(?r), ?relns)) "
         + "OPTIONAL { ?st rdf:subject ?h ; rdf:predicate ?r ; rdf:object ?t . "
         "OPTIONAL { ?st gb:source ?src } OPTIONAL { ?st gb:attributes ?attrs } } }"
     )
@@ -435,9 +438,9 @@ class _SparqlBackend(Backend):
             extra["r"] = Iri(relation_iri(next(iter(relations))))
         rows: list[dict[str, Any]] = []
         if direction in ("out", "both"):
-            rows += [dict(r, h=str(node)) for r in self._select(self._OUT, {"h": node, **extra})]
+            rows += [dict(r, h=str(node)) for r in self._select(self._OUT, {"h": node, **extra, **_RELNS})]
         if direction in ("in", "both"):
-            rows += [dict(r, t=str(node)) for r in self._select(self._IN, {"t": node, **extra})]
+            rows += [dict(r, t=str(node)) for r in self._select(self._IN, {"t": node, **extra, **_RELNS})]
         for r in rows:
             if r.get("r") is None:
                 r["r"] = str(extra["r"])
