@@ -115,6 +115,8 @@ CONFIGS.update({
     "stagin+linear": _stagin_row(whole=False, cover=False, linear=True),  # item 3 alone
     "stagin-1-3": _stagin_row(whole=True, cover=True, linear=True),  # the new defaults
     "stagin-1-3-loginit": _stagin_row(whole=True, cover=True, linear=True, init="logreg"),
+    # the linear path kept at the in-fold logistic regression, refitted on the training fold
+    "stagin-1-3-frozen": _stagin_row(whole=True, cover=True, linear=True, init="logreg_frozen"),
     # static deep models: item 3 (linear path) off / on; items 1-2 do not apply to static FC
     "brainnetcnn-nolinear": {**CONFIGS["brainnetcnn"], "model": "brainnetcnn",
                              "model_params": {**BNC_PARAMS, "linear_path": False}},
@@ -122,6 +124,14 @@ CONFIGS.update({
                            "model_params": {**BNC_PARAMS, "linear_path": True}},
     "brainnetcnn+linear-loginit": {**CONFIGS["brainnetcnn"], "model": "brainnetcnn",
                                    "model_params": {**BNC_PARAMS, "linear_path": True, "linear_init": "logreg"}},
+    "brainnetcnn+linear-frozen": {**CONFIGS["brainnetcnn"], "model": "brainnetcnn",
+                                  "model_params": {**BNC_PARAMS, "linear_path": True, "linear_init": "logreg_frozen"}},
+    "gin+linear-frozen": {**CONFIGS["gin"], "model": "gin",
+                          "model_params": {**CONFIGS["gin"]["model_params"], "linear_path": True,
+                                           "linear_init": "logreg_frozen"}},
+    "bnt+linear-frozen": {**CONFIGS["bnt"], "model": "bnt",
+                          "model_params": {**CONFIGS["bnt"]["model_params"], "linear_path": True,
+                                           "linear_init": "logreg_frozen"}},
     "bnt-nolinear": {**CONFIGS["bnt"], "model": "bnt",
                      "model_params": {**CONFIGS["bnt"]["model_params"], "linear_path": False}},
     "bnt+linear": {**CONFIGS["bnt"], "model": "bnt",

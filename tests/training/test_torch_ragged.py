@@ -193,3 +193,50 @@ def test_linear_path_can_start_from_an_in_fold_logistic_regression(monkeypatch):
     assert not seen["val_ids"] & seen["fit_ids"]
     ref = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit(seen["x"], seen["y"])
     np.testing.assert_allclose(seen["margin"], ref.decision_function(seen["x"]), atol=1e-4)
+
+
+def test_frozen_logreg_path_is_not_trained_and_is_refitted_on_the_whole_training_fold(monkeypatch):
+    """``linear_init="logreg_frozen"``: the optimiser moves the deep branch and the gate but
+    not the linear path; after training the path equals sklearn's logistic regression (C 1,
+    balanced) on the whole training fold's vectorised standardised FC, as the baseline."""
+    from sklearn.linear_model import LogisticRegression
+
+    seen = {}
+    original = Trainer.fit
+
+    def spy(self, model, train_set, val_set=None, **kw):
+        before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        out = original(self, model, train_set, val_set, **kw)
+        seen.update(before=before, after={k: v.detach().clone() for k, v in model.state_dict().items()},
+                    n_fit=len(train_set))
+        return out
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    c = make_synthetic_cohort(n_subjects=40, n_rois=8, n_timepoints=60, seed=2)
+    clf = build_classifier("brainnetcnn", model_params={"linear_init": "logreg_frozen"},
+                           train={**FAST, "epochs": 3, "warmup_epochs": 0})
+    clf.fit(c)
+    before, after = seen["before"], seen["after"]
+    assert seen["n_fit"] < len(c)  # the trainer saw the fitting part only
+    for k in ("linear.weight", "linear.bias"):
+        torch.testing.assert_close(after[k], before[k], rtol=0, atol=0)  # frozen during training
+    assert before["linear.weight"].abs().sum() > 0  # ... at the in-fold logistic regression
+    moved = [k for k in before if k.startswith("deep.") and before[k].is_floating_point()
+             and not torch.equal(before[k], after[k])]
+    assert moved  # the deep branch did train
+    # after fit: the path is the logistic regression of the whole training fold
+    (idx, batch), = list(clf.input_batches(c, batch_size=len(c)))
+    x = clf.model.vectorise(batch["fc"]).double().numpy()
+    ref = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit(x, c.labels[idx])
+    with torch.no_grad():
+        lin = clf.model.linear_logits(batch)
+    np.testing.assert_allclose((lin[:, 1] - lin[:, 0]).numpy(), ref.decision_function(x), atol=1e-4)
+    assert not torch.equal(clf.model.linear.weight, before["linear.weight"])  # refitted on more subjects
+
+
+def test_unknown_linear_init_is_refused():
+    from graphbrain.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="linear_init must be one of"):
+        build_classifier("brainnetcnn", model_params={"linear_init": "ridge"},
+                         train={**FAST, "epochs": 1}).fit(make_synthetic_cohort(n_subjects=20, n_rois=6, seed=1))

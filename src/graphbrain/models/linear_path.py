@@ -15,6 +15,11 @@ starts from a logistic regression and lets the deep branch in as far as it helps
 ``linear_init="logreg"`` starts ``W, b`` from an L2 logistic regression (C = 1, as the
 ``logreg`` baseline) that :class:`~graphbrain.training.torch_estimator.TorchClassifier`
 fits on the fitting part of the training fold before training (default ``"zeros"``).
+``linear_init="logreg_frozen"`` keeps that logistic regression fixed: the optimiser trains
+only the deep branch and the gate (the deep branch learns the residual of the baseline,
+the LM-GAT design), early stopping judges the combination on the inner validation split,
+and after training the linear path is refitted on the whole training fold, so it is
+exactly the ``logreg`` baseline's fit (same data, same C; float32 weights).
 ``linear_l2`` adds ``l2 * ||W||^2`` to the loss (an explicit ridge on the linear path, as
 logistic regression has; AdamW's decoupled weight decay is weak at lr 1e-3).
 
@@ -29,6 +34,8 @@ from torch import nn
 
 from graphbrain.errors import ConfigError
 from graphbrain.models.base import ModelOutput
+
+LINEAR_INITS = ("zeros", "logreg", "logreg_frozen")
 
 
 class LinearPath(nn.Module):
@@ -45,12 +52,14 @@ class LinearPath(nn.Module):
         init: str = "zeros",
     ) -> None:
         super().__init__()
-        if init not in ("zeros", "logreg"):
-            raise ConfigError(f"linear_init must be 'zeros' or 'logreg', got {init!r}")
+        if init not in LINEAR_INITS:
+            raise ConfigError(f"linear_init must be one of {LINEAR_INITS}, got {init!r}")
         self.linear_init = init
         self.deep = deep
         self.n_rois, self.l2, self.gate_init = n_rois, float(l2), float(gate_init)
         self.linear = nn.Linear(n_rois * (n_rois - 1) // 2, n_classes)
+        if init == "logreg_frozen":  # no gradient, so neither AdamW nor its weight decay moves it
+            self.linear.requires_grad_(False)
         self.gate = nn.Parameter(torch.empty(()))
         # Adam moves every weight by ~lr per step; with P standardised inputs the logits would
         # move by ~lr * P (ABIDE: P = 5995) and the path over-fits within a few steps. Inputs
@@ -87,7 +96,7 @@ class LinearPath(nn.Module):
         out = self.deep(batch)
         logits = self.linear_logits(batch) + self.gate * out.logits
         aux = out.aux_loss
-        if self.l2 > 0 and self.training:
+        if self.l2 > 0 and self.training and self.linear.weight.requires_grad:
             pen = self.l2 * self.linear.weight.pow(2).sum()
             aux = pen if aux is None else aux + pen
         return ModelOutput(logits=logits, attention=out.attention, aux_loss=aux)

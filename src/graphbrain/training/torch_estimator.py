@@ -323,25 +323,34 @@ class TorchClassifier(CohortClassifier):
         self.val_ids_ = [cohort.ids[i] for i in val_idx]
         torch.manual_seed(self.seed)
         self.model = self._build_model()
-        if getattr(self.model, "linear_init", "zeros") == "logreg":
-            self._init_linear_path(self.model, train_set, y[fit_idx])
+        linear_init = getattr(self.model, "linear_init", "zeros")
+        if linear_init in ("logreg", "logreg_frozen"):
+            self._init_linear_path(self.model, data.subset(fit_idx), y[fit_idx])
         result = self._trainer().fit(self.model, train_set, val_set, n_classes=len(self.classes_))
+        if linear_init == "logreg_frozen":
+            # the frozen path took no part in the training; now that early stopping has
+            # chosen the deep branch, refit it on the whole training fold (as the baseline)
+            self._init_linear_path(self.model, data.subset(np.arange(len(cohort))), y)
         self._history = result.history
         self.best_epoch_ = result.best_epoch
         return self
 
     @staticmethod
     def _init_linear_path(model: torch.nn.Module, train_set: Any, y: np.ndarray) -> None:
-        """``model.linear_init="logreg"``: start the linear path from an L2 logistic
-        regression (C = 1, balanced classes, as the ``logreg`` baseline) fitted on the
-        fitting part of the training fold (never the validation part or test data)."""
+        """``model.linear_init="logreg"`` / ``"logreg_frozen"``: set the linear path to an
+        L2 logistic regression (C = 1, balanced classes, as the ``logreg`` baseline) fitted
+        on ``train_set`` (before training: the fitting part of the training fold, never the
+        validation part; ``logreg_frozen`` after training: the whole training fold; never
+        test data)."""
         from sklearn.linear_model import LogisticRegression
 
         fc = train_set.static if isinstance(train_set, DynamicFCSet) else train_set.tensors["fc"]
-        x = model.vectorise(fc).double().numpy()  # type: ignore[operator]
+        flat = model.triu_flat.to("cpu")  # type: ignore[union-attr]
+        x = fc.reshape(fc.shape[0], -1).index_select(1, flat).double().cpu().numpy()
         lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit(x, y)
-        coef = torch.as_tensor(lr.coef_, dtype=torch.float32) / float(model.input_scale)  # type: ignore[arg-type]
-        icpt = torch.as_tensor(lr.intercept_, dtype=torch.float32)
+        dev = model.linear.weight.device  # type: ignore[union-attr]
+        coef = torch.as_tensor(lr.coef_, dtype=torch.float32, device=dev) / float(model.input_scale)  # type: ignore[arg-type]
+        icpt = torch.as_tensor(lr.intercept_, dtype=torch.float32, device=dev)
         with torch.no_grad():
             model.linear.weight.zero_()  # type: ignore[union-attr]
             model.linear.bias.zero_()  # type: ignore[union-attr]
