@@ -1,9 +1,10 @@
 """Bucketed (bounded-memory) store builds: many buckets give exactly the one-bucket store.
 
 Every spilled phase of :func:`graphbrain.kg.store.build_store` (MRCONSO / MRDEF by CUI range,
-labels / codes / tokens by key range, MRREL by head, in-edges by tail, diagnosis records by
-finding) is forced into many buckets; a lost, duplicated or misordered row in any of them
-changes an array or a table below.
+labels / codes / tokens by key range, MRREL by head CUI range, in-edges by tail, diagnosis
+records by finding) is forced into many buckets; a lost, duplicated or misordered row in any of
+them changes an array or a table below. The concurrent build (relation side in a second thread)
+must equal the sequential one.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def builds(tmp_path_factory):
     one = build_store(meta, root / "one", buckets=1, bucket_rows=10**9)
     many = build_store(meta, root / "many", buckets=13, bucket_rows=10**9)
     small = build_store(meta, root / "small", bucket_rows=60)  # sizes -> many buckets, many batches
+    # the relation side in its own thread (default) or after the concept side: same bytes
+    build_store(meta, root / "sequential", bucket_rows=60, concurrent=False)
     return meta, root, one, many, small
 
 
@@ -70,7 +73,7 @@ def test_many_buckets_were_used(builds):
         assert pa.ipc.open_file(src).num_record_batches > 5
 
 
-@pytest.mark.parametrize("other", ["many", "small"])
+@pytest.mark.parametrize("other", ["many", "small", "sequential"])
 def test_bucketed_store_equals_one_bucket_store(builds, other):
     _, root, *_ = builds
     a, b = _contents(root / "one"), _contents(root / other)

@@ -222,6 +222,10 @@ class _RecSpill:
         for h in self.handles:
             h.close()
 
+    def sizes(self) -> list[int]:
+        """Records in each bucket file (after :meth:`close_writers`)."""
+        return [p.stat().st_size // self.dtype.itemsize if p.is_file() else 0 for p in self.paths]
+
     def read(self, i: int) -> np.ndarray:
         rec = np.fromfile(self.paths[i], dtype=self.dtype)
         self.paths[i].unlink()
@@ -266,6 +270,21 @@ def _range_bucket(keys: Any, splits: np.ndarray) -> np.ndarray:
     return np.searchsorted(splits, _prefix24(keys), side="right")
 
 
+def _groups(sizes: list[int], target: int) -> list[list[int]]:
+    """Consecutive bucket numbers grouped to about ``target`` rows each (``target <= 0``: one
+    bucket per group)."""
+    groups: list[list[int]] = []
+    acc = 0
+    for i, n in enumerate(sizes):
+        if not groups or target <= 0 or (acc + n > target and acc > 0):
+            groups.append([i])
+            acc = n
+        else:
+            groups[-1].append(i)
+            acc += n
+    return groups
+
+
 def _n_buckets(rows: float, bucket_rows: int, forced: int | None) -> int:
     if forced is not None:
         return int(forced)
@@ -273,16 +292,17 @@ def _n_buckets(rows: float, bucket_rows: int, forced: int | None) -> int:
 
 
 class _Phases:
-    """Wall time, CPU time and peak resident memory of each build phase."""
+    """Wall time, CPU time and peak resident memory of each build phase, per thread ("track":
+    the concept side and the relation side run concurrently)."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
-        self._peak = 0
+        self._open: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._statm = Path("/proc/self/statm")
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        self._name: str | None = None
-        self._t = self._c = 0.0
+        self._t0 = time.perf_counter()
         self._thread: threading.Thread | None = None
         if self._statm.is_file():
             self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -290,35 +310,74 @@ class _Phases:
 
     def _rss(self) -> int:
         try:
-            return int(self._statm.read_text().split()[1]) * self._page
+            with open(self._statm, "rb") as fh:
+                return int(fh.read().split()[1]) * self._page
         except (OSError, ValueError, IndexError):  # pragma: no cover
             return 0
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
-            self._peak = max(self._peak, self._rss())
+            r = self._rss()
+            with self._lock:
+                for o in self._open.values():
+                    o["peak"] = max(o["peak"], r)
 
-    def start(self, name: str) -> None:
-        self._end()
-        self._name, self._t, self._c = name, time.perf_counter(), time.process_time()
-        self._peak = self._rss()
+    def start(self, name: str, track: str = "concepts") -> None:
+        self.end()
+        o = {"phase": name, "track": track, "t": time.perf_counter(), "c": time.thread_time(),
+             "p": time.process_time(), "peak": self._rss()}
+        with self._lock:
+            self._open[threading.get_ident()] = o
 
-    def _end(self) -> None:
-        if self._name is None:
+    def end(self) -> None:
+        """Close the calling thread's open phase."""
+        with self._lock:
+            o = self._open.pop(threading.get_ident(), None)
+        if o is None:
             return
-        peak = max(self._peak, self._rss())
+        now = time.perf_counter()
         self.rows.append({
-            "phase": self._name, "wall_s": round(time.perf_counter() - self._t, 3),
-            "cpu_s": round(time.process_time() - self._c, 3), "peak_rss_mb": round(peak / 2**20, 1),
+            "phase": o["phase"], "track": o["track"], "start_s": round(o["t"] - self._t0, 3),
+            "wall_s": round(now - o["t"], 3),
+            # CPU of the thread running the phase (pyarrow's CSV worker threads not included)
+            "thread_cpu_s": round(time.thread_time() - o["c"], 3),
+            # CPU of the whole process meanwhile (includes the other track when they overlap)
+            "process_cpu_s": round(time.process_time() - o["p"], 3),
+            "peak_rss_mb": round(max(o["peak"], self._rss()) / 2**20, 1),
         })
-        self._name = None
 
     def close(self) -> list[dict[str, Any]]:
-        self._end()
+        self.end()
         self._stop.set()
         maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        self.rows.append({"phase": "process max RSS so far (ru_maxrss)", "peak_rss_mb": round(maxrss, 1)})
-        return self.rows
+        rows = sorted(self.rows, key=lambda r: r["start_s"])
+        rows.append({"phase": "process max RSS so far (ru_maxrss)", "peak_rss_mb": round(maxrss, 1),
+                     "process_cpu_s": round(time.process_time(), 3)})
+        return rows
+
+
+class _Worker(threading.Thread):
+    """Runs ``fn`` in a thread; :meth:`result` joins and returns its value or raises its error."""
+
+    def __init__(self, fn: Any, ph: _Phases) -> None:
+        super().__init__(name="graphbrain-store-relations", daemon=True)
+        self.fn, self.ph = fn, ph
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn()
+        except BaseException as exc:  # re-raised in the calling thread by result()
+            self.error = exc
+        finally:
+            self.ph.end()
+
+    def result(self) -> Any:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 # ---- vectorised helpers -----------------------------------------------------------------------
@@ -488,6 +547,7 @@ def build_store(
     bucket_rows: int = BUCKET_ROWS,
     progress: bool = False,
     overwrite: bool = False,
+    concurrent: bool = True,
 ) -> dict[str, Any]:
     """Stream the RRF files of ``meta_dir`` into a store folder ``out_dir``; returns the stats.
 
@@ -495,7 +555,9 @@ def build_store(
     spill bucket, which sets peak memory (default 250k: about 0.5 GB peak whatever the
     release size); ``buckets``: force this number of buckets in every spilled phase (tests use it to
     check that bucketing neither loses nor duplicates a row). The result does not depend on
-    either.
+    either. ``concurrent``: run the relation side (MRREL, MRSTY, edge / in-edge / diagnosis
+    tables) in a second thread alongside the concept side (MRCONSO, MRDEF, label / code / token
+    tables); ``False`` runs them one after the other (same store, byte for byte).
     """
     pa, pc, _ = _pa()
     if buckets is not None and not 1 <= int(buckets) <= _MAX_BUCKETS:
@@ -524,7 +586,7 @@ def build_store(
         meta = _build(
             meta_dir, out, tmp, ph, languages=languages, sources=sources,
             include_suppressed=include_suppressed, on_error=on_error, buckets=buckets,
-            bucket_rows=bucket_rows, progress=progress,
+            bucket_rows=bucket_rows, progress=progress, concurrent=concurrent,
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -537,7 +599,7 @@ def build_store(
 def _build(
     meta_dir: Path, out: Path, tmp: Path, ph: _Phases, *, languages: Iterable[str] | None,
     sources: Iterable[str] | None, include_suppressed: bool, on_error: str, buckets: int | None,
-    bucket_rows: int, progress: bool,
+    bucket_rows: int, progress: bool, concurrent: bool,
 ) -> dict[str, Any]:
     pa, pc, _ = _pa()
     conso_path = meta_dir / "MRCONSO.RRF"
@@ -550,572 +612,630 @@ def _build(
     bar = _bar(progress)
     pool = pa.default_memory_pool()
 
-    # ---- 1. MRCONSO + MRDEF -> CUI-range buckets --------------------------------------------
-    ph.start("MRCONSO read + filter + spill by CUI range")
-    k_con = _n_buckets(conso_path.stat().st_size / 110, bucket_rows, buckets)
-    conso_schema = pa.schema([("cui", pa.int32()), ("rank", pa.int8()), ("str", pa.string()),
-                              ("sab", pa.string()), ("code", pa.string())])
-    conso_spill = _Spill(tmp, "conso", conso_schema, k_con)
-    step = max(1, int(conso_path.stat().st_size / 110) // _SAMPLE)
-    sample: list[Any] = []
-    cols = layout["MRCONSO.RRF"]
-    keep = ["CUI", "LAT", "TS", "STT", "ISPREF", "SAB", "CODE", "STR", "SUPPRESS"]
-    seq = 0
-    for b in iter_rrf_batches(conso_path, cols, keep, on_error=on_error, stats=stats):
-        n = b.num_rows
-        cui = b.column("CUI")
-        cnum, okn = _cui_parse(cui)
-        ok = pa.array(okn)
-        bad = n - int(okn.sum())
-        if bad:
-            if on_error != "skip":
-                first = int(np.flatnonzero(~okn)[0])
-                raise DataError(
-                    f"invalid CUI {cui[first].as_py()!r} (expected C followed by 7 digits)",
-                    source=f"{conso_path}:{seq + first + 1}:1", reason="malformed",
-                )
-            stats["MRCONSO.RRF:malformed"] += bad
-        mask = ok
-        if langs is not None:
-            m2 = pc.is_in(b.column("LAT"), value_set=langs)
-            stats["MRCONSO.RRF:filtered_language"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
-            mask = pc.and_(mask, m2)
-        if sab_set is not None:
-            m2 = pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set)
-            stats["MRCONSO.RRF:filtered_source"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
-            mask = pc.and_(mask, m2)
-        if not include_suppressed:
-            m2 = pc.invert(pc.is_in(b.column("SUPPRESS"), value_set=supp))
-            stats["MRCONSO.RRF:filtered_suppressed"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
-            mask = pc.and_(mask, m2)
-        f = b.filter(mask)
-        stats["MRCONSO.RRF:kept"] += f.num_rows
-        seq += n
-        bar.update(n)
-        if not f.num_rows:
-            continue
-        c = cnum[mask.to_numpy(zero_copy_only=False)]
-        rank = (
-            pc.equal(f.column("TS"), "P").to_numpy(zero_copy_only=False).astype(np.int8) * 4
-            + pc.equal(f.column("STT"), "PF").to_numpy(zero_copy_only=False).astype(np.int8) * 2
-            + pc.equal(f.column("ISPREF"), "Y").to_numpy(zero_copy_only=False).astype(np.int8)
-        )
-        t = pa.table([pa.array(c), pa.array(rank), f.column("STR"), f.column("SAB"), f.column("CODE")], schema=conso_schema)
-        conso_spill.write_split((c.astype(np.int64) * k_con) // 10_000_000, t)
-        sample.append(t.select(["str", "sab", "code"]).take(pa.array(np.arange(0, t.num_rows, step))))
-    conso_spill.close_writers()
-    n_kept = stats["MRCONSO.RRF:kept"]
-    if not n_kept:
-        raise DataError(
-            "no MRCONSO row was kept: check the language and source filters (languages=None keeps all)",
-            source=str(conso_path), reason="empty",
-        )
-    def_schema = pa.schema([("cui", pa.int32()), ("def", pa.string())])
-    def_spill = _Spill(tmp, "def", def_schema, k_con)
-    def_path = meta_dir / "MRDEF.RRF"
-    if def_path.is_file():
-        ph.start("MRDEF read + spill by CUI range")
-        for b in iter_rrf_batches(def_path, layout["MRDEF.RRF"], ["CUI", "SAB", "DEF", "SUPPRESS"], on_error=on_error, stats=stats):
-            dnum, dok = _cui_parse(b.column("CUI"))
-            m = pa.array(dok)
-            if sab_set is not None:
-                m = pc.and_(m, pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set))
-            if not include_suppressed:
-                m = pc.and_(m, pc.invert(pc.is_in(b.column("SUPPRESS"), value_set=supp)))
-            b = b.filter(m)
-            if not b.num_rows:
-                continue
-            c = dnum[m.to_numpy(zero_copy_only=False)]
-            def_spill.write_split((c.astype(np.int64) * k_con) // 10_000_000, pa.table([pa.array(c), b.column("DEF")], schema=def_schema))
-    def_spill.close_writers()
 
-    # key ranges of the string tables from the sample of kept rows
-    smp = pa.concat_tables(sample).combine_chunks()
-    del sample
-    k_lab = _n_buckets(n_kept, bucket_rows, buckets)
-    k_tok = _n_buckets(4 * n_kept, 4 * bucket_rows, buckets)
-    s_nsab = _map_unique(smp.column("sab"), normalise_source, {})
-    s_x = pc.utf8_lower(pc.binary_join_element_wise(s_nsab, smp.column("code"), ":"))
-    split_lab = _splitters(_normalise_labels(smp.column("str")), k_lab)
-    split_tok = _splitters(_fold_tokens(smp.column("str"))[0], k_tok)
-    split_code = _splitters(s_x, k_lab)
-    split_bare = _splitters(pc.utf8_lower(smp.column("code")), k_lab)
-    del smp, s_nsab, s_x
-    lab_schema = pa.schema([("norm", pa.string()), ("label", pa.string()), ("concept", pa.int32()), ("kind", pa.int8())])
-    code_schema = pa.schema([("key", pa.string()), ("concept", pa.int32()), ("xref", pa.string())])
-    lab_spill = _Spill(tmp, "lab", lab_schema, len(split_lab) + 1)
-    code_spill = _Spill(tmp, "code", code_schema, len(split_code) + 1)
-    bare_spill = _Spill(tmp, "bare", code_schema, len(split_bare) + 1)
+    # The relation side (MRREL, then MRSTY and the edge / in-edge / diagnosis tables) runs in a
+    # second thread alongside the concept side (MRCONSO, MRDEF, label / code / token tables):
+    # MRREL is read, filtered, mapped and spilled by *CUI* range while MRCONSO is still being
+    # read (pyarrow and numpy release the GIL in their kernels, so both cores work); it waits
+    # for the concept numbering only when it maps CUIs to concepts, per head bucket.
+    rstats: Counter[str] = Counter()
+    concepts_ready = threading.Event()
+    abort = threading.Event()
+    shared: dict[str, Any] = {}
 
-    # ---- 2. per CUI bucket: concepts, synonyms, xrefs, definitions -----------------------------
-    ph.start("concepts, synonyms, xrefs per CUI bucket; spill labels and codes by key range")
-    chunk_rows = max(bucket_rows, 1)
-    w_con = _ArrowAppender(out / "concepts.arrow", pa.schema([("name", pa.string()), ("definition", pa.string())]), chunk_rows)
-    w_syn = _ArrowAppender(out / "synonyms.arrow", pa.schema([("s", pa.string())]), chunk_rows)
-    w_xref = _ArrowAppender(out / "xrefs.arrow", pa.schema([("x", pa.string())]), chunk_rows)
-    ucui_parts: list[np.ndarray] = []
-    syn_cnt: list[np.ndarray] = []
-    x_cnt: list[np.ndarray] = []
-    src_cache: dict[str, str] = {}
-    n_con = 0
-    for k in range(k_con):
-        t = conso_spill.read(k)
-        d = def_spill.read(k)
-        if not t.num_rows:
-            continue
-        cui = t.column("cui").to_numpy()
-        ucui = np.unique(cui)
-        nk = len(ucui)
-        idx = np.searchsorted(ucui, cui).astype(np.int32)
-        rank = t.column("rank").to_numpy()
-        strs = t.column("str").combine_chunks()
-        # preferred name: best (TS=P, STT=PF, ISPREF=Y), first row among equals
-        order = np.lexsort((np.arange(len(idx)), -rank.astype(np.int16), idx))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = idx[order][1:] != idx[order][:-1]
-        names = strs.take(pa.array(order[first]))
-        del order, first, rank, cui
-        # synonyms: distinct strings per concept, minus the name and the empty string
-        gi, gs = _sorted_distinct(idx, strs)  # distinct (concept, string), sorted
-        keep_syn = pc.and_(pc.not_equal(gs, names.take(pa.array(gi))), pc.not_equal(gs, ""))
-        syn = pa.table({"i": gi.astype(np.int32), "s": gs}).filter(keep_syn)
-        del gi, gs
-        syn_i = syn.column("i").to_numpy()
-        syn_cnt.append(np.bincount(syn_i, minlength=nk))
-        w_syn.append(pa.table({"s": syn.column("s")}))
-        # cross-references SAB:CODE (code neither empty nor NOCODE)
-        code = t.column("code").combine_chunks()
-        hidx = pa.array(np.flatnonzero(pc.and_(pc.not_equal(code, ""), pc.not_equal(code, "NOCODE")).to_numpy(zero_copy_only=False)))
-        nsab = _map_unique(t.column("sab").take(hidx), normalise_source, src_cache)
-        xref = pc.binary_join_element_wise(nsab, code.take(hidx), ":")
-        xi, xs_ = _sorted_distinct(idx[hidx.to_numpy()], xref)
-        xt = pa.table({"i": xi.astype(np.int32), "x": xs_})
-        del xi, xs_
-        x_i = xt.column("i").to_numpy()
-        x_cnt.append(np.bincount(x_i, minlength=nk))
-        w_xref.append(pa.table({"x": xt.column("x")}))
-        # definitions: first kept MRDEF row per concept
-        defs = pa.array([""] * nk, pa.string())
-        if d.num_rows:
-            dc = d.column("cui").to_numpy()
-            j = np.minimum(np.searchsorted(ucui, dc), nk - 1)
-            inside = np.flatnonzero(ucui[j] == dc)
-            if len(inside):
-                uj, pos = np.unique(j[inside], return_index=True)
-                src_rows = np.full(nk, len(inside), dtype=np.int64)
-                src_rows[uj] = pos
-                cand = pa.concat_arrays([d.column("def").take(pa.array(inside)).combine_chunks(), pa.array([""], pa.string())])
-                defs = cand.take(pa.array(src_rows))
-        w_con.append(pa.table({"name": names, "definition": defs}))
-        # label rows (names and synonyms) and code rows, spilled by key range
-        label = pa.concat_arrays([names, syn.column("s").combine_chunks()])
-        concept = np.concatenate([np.arange(nk, dtype=np.int32), syn_i.astype(np.int32)]) + np.int32(n_con)
-        kind = np.concatenate([np.zeros(nk, np.int8), np.ones(len(syn_i), np.int8)])
-        norm = _normalise_labels(label)
-        lab_spill.write_split(_range_bucket(norm, split_lab), pa.table([norm, label, pa.array(concept), pa.array(kind)], schema=lab_schema))
-        xs = xt.column("x").combine_chunks()
-        xl = pc.utf8_lower(xs)
-        xc = pa.array(x_i.astype(np.int32) + np.int32(n_con))
-        code_spill.write_split(_range_bucket(xl, split_code), pa.table([xl, xc, xs], schema=code_schema))
-        bare = pc.replace_substring_regex(xl, pattern=r"^[^:]*:", replacement="", max_replacements=1)
-        bare_spill.write_split(_range_bucket(bare, split_bare), pa.table([bare, xc, xs], schema=code_schema))
-        ucui_parts.append(ucui.astype(np.int32))
-        n_con += nk
-        del t, d, syn, xt, strs, names, label, norm, xl, bare, defs
-        _release(pool)
-    for w in (w_con, w_syn, w_xref):
-        w.close()
-    lab_spill.close_writers()
-    code_spill.close_writers()
-    bare_spill.close_writers()
-    ucui = np.concatenate(ucui_parts) if ucui_parts else np.zeros(0, np.int32)
-    del ucui_parts
-    _save(out / "cui.npy", ucui)
-    _save(out / "syn_ptr.npy", _ptr_from_counts(np.concatenate(syn_cnt)))
-    _save(out / "xref_ptr.npy", _ptr_from_counts(np.concatenate(x_cnt)))
-    del syn_cnt, x_cnt
-
-    # ---- 3. look-up tables: sorted label / code buckets; tokens of the sorted labels ------------
-    ph.start("labels and tokens sorted by key-range bucket")
-    w_lab = _ArrowAppender(out / "labels.arrow", lab_schema, chunk_rows)
-    tok_schema = pa.schema([("token", pa.string()), ("row", pa.int64())])
-    tok_spill = _Spill(tmp, "tok", tok_schema, len(split_tok) + 1)
-    r0 = 0
-    for k in range(lab_spill.k):
-        t = lab_spill.read(k)
-        if not t.num_rows:
-            continue
-        t = t.take(_order(t, ["norm", "concept", "kind", "label"]))
-        w_lab.append(t)
-        stem, rows = _fold_tokens(t.column("label"))
-        tt = pa.table([stem, pa.array(rows.astype(np.int64) + r0)], schema=tok_schema)  # de-duplicated when sorted
-        tok_spill.write_split(_range_bucket(stem, split_tok), tt)
-        r0 += t.num_rows
-        del t, tt, stem, rows
-        _release(pool)
-    w_lab.close()
-    tok_spill.close_writers()
-    w_tok = _ArrowAppender(out / "tokens.arrow", tok_schema, 4 * chunk_rows)
-    for k in range(tok_spill.k):
-        t = tok_spill.read(k)
-        if t.num_rows:
-            trank, tdict = _str_rank(t.column("token"))
-            tr, row = _unique_pairs(trank, t.column("row").to_numpy())
-            w_tok.append(pa.table([tdict.take(pa.array(tr)), pa.array(row)], schema=tok_schema))
-            del trank, tdict, tr, row
-        del t
-        _release(pool)
-    w_tok.close()
-    ph.start("code tables sorted by key-range bucket")
-    for name, spill in (("codes", code_spill), ("bare", bare_spill)):
-        w = _ArrowAppender(out / f"{name}.arrow", code_schema, chunk_rows)
-        for k in range(spill.k):
-            t = spill.read(k)
-            if t.num_rows:
-                w.append(t.take(_order(t, ["key", "concept", "xref"])))
-            del t
-        w.close()
-        _release(pool)
-
-    # ---- MRSTY -------------------------------------------------------------------------------
-    ph.start("MRSTY")
-    sty_path = meta_dir / "MRSTY.RRF"
-    sty_list: list[tuple[str, str, str]] = []
-    sty_ptr = np.zeros(n_con + 1, dtype=np.int64)
-    sty_codes = np.zeros(0, dtype=np.int16)
-    if sty_path.is_file():
-        pi, pt = [], []
-        sty_index: dict[tuple[str, str, str], int] = {}
-        for b in iter_rrf_batches(sty_path, layout["MRSTY.RRF"], ["CUI", "TUI", "STN", "STY"], on_error=on_error, stats=stats):
-            snum, sok = _cui_parse(b.column("CUI"))
-            b = b.filter(pa.array(sok))
-            if not b.num_rows:
-                continue
-            c = snum[sok]
-            j = np.minimum(np.searchsorted(ucui, c), n_con - 1)
-            rows = np.flatnonzero(ucui[j] == c)
-            if not len(rows):
-                continue
-            sel = b.take(pa.array(rows))
-            key = pc.binary_join_element_wise(sel.column("TUI"), sel.column("STY"), sel.column("STN"), "\x1f")
-            enc = pc.dictionary_encode(key)
-            lut = []
-            for v in enc.dictionary.to_pylist():
-                tui, sty, stn = v.split("\x1f")
-                lut.append(sty_index.setdefault((tui, sty, stn), len(sty_index)))
-            pi.append(j[rows].astype(np.int32))
-            pt.append(np.asarray(lut, dtype=np.int16)[enc.indices.to_numpy(zero_copy_only=False)])
-        sty_list = list(sty_index)
-        if pi:
-            si, sc = np.concatenate(pi), np.concatenate(pt)
-            tuirank = np.argsort(np.argsort([s[0] for s in sty_list], kind="stable"), kind="stable")
-            pairs = np.unique(np.stack([si.astype(np.int64), tuirank[sc].astype(np.int64), sc.astype(np.int64)], 1), axis=0)
-            sty_ptr = _ptr(pairs[:, 0], n_con)
-            sty_codes = pairs[:, 2].astype(np.int16)
-            del pairs, si, sc
-    _save(out / "sty_ptr.npy", sty_ptr)
-    _save(out / "sty.npy", sty_codes)
-
-    # ---- 4. MRREL: filter + map per block, spill to head-range buckets ------------------------------
-    ph.start("MRREL read + filter + map + spill by head range")
-    rel_path = meta_dir / "MRREL.RRF"
-    rel_names: dict[str, int] = {}
-    src_names: dict[str, int] = {}
-    top = int(ucui[-1]) + 2
-    lut_c = np.full(top, -1, dtype=np.int32)
-    lut_c[ucui] = np.arange(n_con, dtype=np.int32)
-    size = rel_path.stat().st_size if rel_path.is_file() else 0
-    k_rel = _n_buckets(size / 80, 8 * bucket_rows, buckets)
-    edge_spill = _RecSpill(tmp, "edge", _EDGE, k_rel)
-    try:
-        if rel_path.is_file():
-            rkeep = ["CUI1", "REL", "CUI2", "RELA", "SAB", "SUPPRESS"]
-            name_cache: dict[tuple[str, str], tuple[str, bool, bool]] = {}
-            rseq = 0
-            nb = 0
-            isa_code = None
-            for b in iter_rrf_batches(rel_path, layout["MRREL.RRF"], rkeep, on_error=on_error, stats=stats):
-                n = b.num_rows
-                c1s, c2s = b.column("CUI1"), b.column("CUI2")
-                c1, ok1 = _cui_parse(c1s)
-                c2, ok2 = _cui_parse(c2s)
-                mask = ok1 & ok2
-                bad = n - int(mask.sum())
-                if bad:
-                    if on_error != "skip":
-                        first = int(np.flatnonzero(~mask)[0])
-                        raise DataError(
-                            f"invalid CUI1/CUI2 {c1s[first].as_py()!r}/{c2s[first].as_py()!r} (expected C followed by 7 digits)",
-                            source=f"{rel_path}:{rseq + first + 1}:1", reason="malformed",
-                        )
-                    stats["MRREL.RRF:malformed"] += bad
-                rseq += n
-                if sab_set is not None:
-                    m2 = pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set).to_numpy(zero_copy_only=False)
-                    stats["MRREL.RRF:filtered_source"] += int((mask & ~m2).sum())
-                    mask &= m2
-                if not include_suppressed:
-                    m2 = ~pc.is_in(b.column("SUPPRESS"), value_set=supp).to_numpy(zero_copy_only=False)
-                    stats["MRREL.RRF:filtered_suppressed"] += int((mask & ~m2).sum())
-                    mask &= m2
-                loop = c1 == c2
-                stats["MRREL.RRF:self_loop"] += int((mask & loop).sum())
-                mask &= ~loop
-                bar.update(n)
-                sel = np.flatnonzero(mask)
-                if not len(sel):
-                    continue
-                i1 = lut_c[np.minimum(c1[sel], top - 1)]
-                i2 = lut_c[np.minimum(c2[sel], top - 1)]
-                inside = (i1 >= 0) & (i2 >= 0)
-                n_in = int(inside.sum())
-                stats["MRREL.RRF:dangling"] += len(inside) - n_in
-                if not n_in:
-                    continue
-                if n_in < len(inside):
-                    sel, i1, i2 = sel[inside], i1[inside], i2[inside]
-                # REL and RELA dictionary-encoded once per block: one Python step per distinct pair
-                erel = pc.dictionary_encode(b.column("REL"))
-                erela = pc.dictionary_encode(b.column("RELA"))
-                nrela = len(erela.dictionary)
-                pair = erel.indices.to_numpy(zero_copy_only=False)[sel].astype(np.int64) * nrela + erela.indices.to_numpy(zero_copy_only=False)[sel]
-                up, inv = np.unique(pair, return_inverse=True)
-                rels, relas = erel.dictionary.to_pylist(), erela.dictionary.to_pylist()
-                if isa_code is None:
-                    isa_code = rel_names.setdefault("is_a", len(rel_names))
-                lut_r = np.empty(len(up), dtype=np.int16)
-                lut_p = np.empty(len(up), dtype=bool)
-                for j, pcode in enumerate(up.tolist()):
-                    rl, ra = rels[pcode // nrela], relas[pcode % nrela]
-                    key = (rl, ra)
-                    if key not in name_cache:
-                        nm = relation_name(ra) if ra != "" else _REL_NAMES.get(rl, relation_name(rl))
-                        p_ = rl == "PAR" or ra == "inverse_isa"
-                        c_ = (rl == "CHD" or ra == "isa") and not p_
-                        name_cache[key] = (nm, p_, p_ or c_)
-                    nm, p_, isa_ = name_cache[key]
-                    code_ = rel_names.setdefault(nm, len(rel_names))
-                    lut_r[j] = isa_code if isa_ else code_
-                    lut_p[j] = p_
-                if len(rel_names) > np.iinfo(np.int16).max:
-                    raise DataError(f"more than {np.iinfo(np.int16).max} distinct relation types", reason="too_many")
-                rcode, par = lut_r[inv], lut_p[inv]
-                esab = pc.dictionary_encode(b.column("SAB"))
-                sidx = esab.indices.to_numpy(zero_copy_only=False)[sel]
-                sabs_d = esab.dictionary.to_pylist()
-                lut_s = np.zeros(len(sabs_d), dtype=np.int16)
-                for j in np.unique(sidx).tolist():
-                    v = sabs_d[j]
-                    if v not in src_cache:
-                        src_cache[v] = normalise_source(v)
-                    lut_s[j] = src_names.setdefault(src_cache[v], len(src_names))
-                if len(src_names) > np.iinfo(np.int16).max:
-                    raise DataError(f"more than {np.iinfo(np.int16).max} distinct sources", reason="too_many")
-                scode = lut_s[sidx]
-                rec = np.empty(len(i1), dtype=_EDGE)
-                rec["h"] = np.where(par, i1, i2)
-                rec["t"] = np.where(par, i2, i1)
-                rec["r"], rec["s"] = rcode, scode
-                nb += 1
-                if nb % 16 == 0:
-                    _release(pool)
-                edge_spill.write_split((rec["h"].astype(np.int64) * k_rel) // n_con, rec)
-    finally:
-        edge_spill.close_writers()
-        _release(pool)
-    bar.close()
-
-    # ---- 5. per head bucket: sort + de-duplicate, write edges; spill in-edges and findings ------
-    ph.start("edges sorted + de-duplicated per head bucket")
-    rtypes_all = sorted(rel_names)
-    sources_sorted = sorted(src_names)
-    rmap = np.zeros(max(len(rel_names), 1), dtype=np.int16)
-    for nme, c in rel_names.items():
-        rmap[c] = rtypes_all.index(nme)
-    smap = np.zeros(max(len(src_names), 1), dtype=np.int16)
-    for nme, c in src_names.items():
-        smap[c] = sources_sorted.index(nme)
-    rtypes = rtypes_all
-    from graphbrain.kg.store.backend import semantic_disease_mask
-
-    is_disease = semantic_disease_mask(sty_list, sty_ptr, sty_codes)
-    try:
-        from graphbrain.kg.diagnose import detect_finding_relations
-
-        spec = tuple(sorted(detect_finding_relations(rtypes).items()))
-    except ImportError:  # pragma: no cover
-        spec = ()
-    code = {r: i for i, r in enumerate(rtypes)}
-    ends: dict[str, list[int]] = {"head": [], "tail": []}
-    for name, end in spec:
-        c = code.get(name, -1)
-        if c >= 0:
-            for e in (("head", "tail") if end == "either" else (end,)):
-                ends[e].append(c)
-    end_codes = {e: np.array(c, dtype=np.int16) for e, c in ends.items()}
-    fallback = [(code[name], end) for name, end in spec if code.get(name, -1) >= 0 and end != "either"]
-    mark_disease = not is_disease.any()
-    isa = code.get(IS_A, -1)
-    hb = max(int(n_con - 1).bit_length(), 1)
-    rb = max(int(len(rtypes) - 1).bit_length(), 1)
-    sb = max(int(len(sources_sorted) - 1).bit_length(), 1)
-    packed = 2 * hb + rb + sb <= 63
-    cols_out = {k: _NpyAppender(out / f"{final}.npy", dt) for k, final, dt in (
-        ("h", "head", np.int32), ("r", "rel", np.int16), ("t", "tail", np.int32), ("s", "src", np.int16))}
-    in_spill = _RecSpill(tmp, "in", _IN, k_rel)
-    find_spill = _RecSpill(tmp, "find", _FIND, k_rel)
-    w_par_e = _NpyAppender(out / "diag" / "par_edges.npy", np.int32)
-    w_par = _NpyAppender(out / "diag" / "par.npy", np.int64)
-    out_cnt = np.zeros(n_con, dtype=np.int64)
-    par_cnt = np.zeros(n_con, dtype=np.int64)
-    used = np.zeros(len(rtypes) + 1, dtype=bool)
-    n_edges = 0
-    for k in range(k_rel):
-        rec = edge_spill.read(k)
-        if not len(rec):
-            continue
-        rec["r"], rec["s"] = rmap[rec["r"]], smap[rec["s"]]
-        if packed:
-            # (head, relation, tail, source) packed into one integer: sort + de-duplicate at once
-            key = (rec["h"].astype(np.int64) << (rb + hb + sb)) | (rec["r"].astype(np.int64) << (hb + sb)) \
-                | (rec["t"].astype(np.int64) << sb) | rec["s"].astype(np.int64)
-            u = np.unique(key)
-            del key
-            stats["MRREL.RRF:duplicate"] += len(rec) - len(u)
-            rec = np.empty(len(u), dtype=_EDGE)
-            rec["h"] = u >> (rb + hb + sb)
-            rec["r"] = (u >> (hb + sb)) & ((1 << rb) - 1)
-            rec["t"] = (u >> sb) & ((1 << hb) - 1)
-            rec["s"] = u & ((1 << sb) - 1)
-            del u
-        else:  # pragma: no cover - more than 63 bits of keys
-            rec = rec[np.lexsort((rec["s"], rec["t"], rec["r"], rec["h"]))]
-            dup = np.zeros(len(rec), dtype=bool)
-            dup[1:] = (
-                (rec["h"][1:] == rec["h"][:-1]) & (rec["r"][1:] == rec["r"][:-1])
-                & (rec["t"][1:] == rec["t"][:-1]) & (rec["s"][1:] == rec["s"][:-1])
-            )
-            stats["MRREL.RRF:duplicate"] += int(dup.sum())
-            rec = rec[~dup]
-            del dup
-        h, r, t = rec["h"], rec["r"], rec["t"]
-        for f_ in ("h", "r", "t", "s"):
-            cols_out[f_].append(rec[f_])
-        e = np.arange(n_edges, n_edges + len(rec), dtype=np.int64)
-        out_cnt += np.bincount(h, minlength=n_con)
-        used[np.unique(r)] = True
-        ir = np.empty(len(rec), dtype=_IN)
-        ir["t"], ir["r"], ir["h"], ir["e"] = t, r, h, e
-        in_spill.write_split((t.astype(np.int64) * k_rel) // n_con, ir)
-        del ir
-        if spec:
-            if mark_disease:
-                for c, end in fallback:
-                    sel = r == c
-                    is_disease[(h if end == "head" else t)[sel]] = True
-            parts = []
-            for g, (end, dis, fnd) in enumerate((("head", h, t), ("tail", t, h))):
-                sel = np.flatnonzero(np.isin(r, end_codes[end]))
-                if len(sel):
-                    fr = np.empty(len(sel), dtype=_FIND)
-                    fr["f"], fr["d"], fr["e"], fr["g"] = fnd[sel], dis[sel], e[sel], g
-                    parts.append(fr)
-            if parts:
-                fr = np.concatenate(parts)
-                find_spill.write_split((fr["f"].astype(np.int64) * k_rel) // n_con, fr)
-            if isa >= 0:
-                sel = np.flatnonzero(r == isa)
-                w_par_e.append(e[sel])
-                w_par.append(t[sel])
-                par_cnt += np.bincount(h[sel], minlength=n_con)
-        n_edges += len(rec)
-        del rec, h, r, t, e
-        _release(pool)
-    for w in cols_out.values():
-        w.close()
-    w_par_e.close()
-    w_par.close()
-    in_spill.close_writers()
-    find_spill.close_writers()
-    stats["MRREL.RRF:kept"] += n_edges
-    _save(out / "out_ptr.npy", _ptr_from_counts(out_cnt))
-    del out_cnt
-
-    # ---- 6. in-edges by (tail, relation, head), as the in-memory backend orders them ------------
-    ph.start("in-edge CSR per tail bucket")
-    w_in = _NpyAppender(out / "in_edges.npy", np.int64)
-    w_chi_e = _NpyAppender(out / "diag" / "chi_edges.npy", np.int32)
-    w_chi = _NpyAppender(out / "diag" / "chi.npy", np.int64)
-    in_cnt = np.zeros(n_con, dtype=np.int64)
-    chi_cnt = np.zeros(n_con, dtype=np.int64)
-    for k in range(k_rel):
-        ir = in_spill.read(k)
-        if not len(ir):
-            continue
-        if packed:  # stable: ties (same tail, relation, head; other sources) keep edge order
-            t0_ = int(ir["t"].min())
-            tb = max(int(ir["t"].max()) - t0_, 1).bit_length()
-            key = ((ir["t"].astype(np.int64) - t0_) << (rb + hb)) | (ir["r"].astype(np.int64) << hb) | ir["h"].astype(np.int64)
-            lb = max(len(ir) - 1, 1).bit_length()
-            if tb + rb + hb + lb <= 63:  # the record's position as the last key: a plain sort is stable
-                ir = ir[np.sort((key << lb) | np.arange(len(ir), dtype=np.int64)) & ((1 << lb) - 1)]
-            else:
-                ir = ir[np.argsort(key, kind="stable")]
-            del key
-        else:  # pragma: no cover
-            ir = ir[np.lexsort((ir["h"], ir["r"], ir["t"]))]
-        w_in.append(ir["e"])
-        in_cnt += np.bincount(ir["t"], minlength=n_con)
-        if spec and isa >= 0:
-            sel = ir["r"] == isa
-            w_chi_e.append(ir["e"][sel])
-            w_chi.append(ir["h"][sel])
-            chi_cnt += np.bincount(ir["t"][sel], minlength=n_con)
-        del ir
-        _release(pool)
-    w_in.close()
-    w_chi_e.close()
-    w_chi.close()
-    _save(out / "in_ptr.npy", _ptr_from_counts(in_cnt))
-    del in_cnt
-
-    # ---- 7. diagnosis index for the built-in finding relations (per finding bucket) -------------
-    ph.start("diagnosis index per finding bucket")
-    meta_diag: list[list[str]] = []
-    if spec:
-        w_fe = _NpyAppender(out / "diag" / "f_edges.npy", np.int32)
-        w_fd = _NpyAppender(out / "diag" / "f_dis.npy", np.int64)
-        f_cnt = np.zeros(n_con, dtype=np.int64)
-        for k in range(k_rel):
-            fr = find_spill.read(k)
-            if not len(fr):
-                continue
-            fr = fr[is_disease[fr["d"]]]
-            fr = fr[np.lexsort((fr["e"], fr["g"], fr["d"], fr["f"]))]
-            w_fe.append(fr["e"])
-            w_fd.append(fr["d"])
-            f_cnt += np.bincount(fr["f"], minlength=n_con)
-            del fr
+    def relations() -> dict[str, Any]:
+        stats = rstats
+        src_cache: dict[str, str] = {}
+        # ---- 4. MRREL: filter + map per block, spill to head-CUI-range buckets -----------------------
+        ph.start("MRREL read + filter + map + spill by head CUI range", track="relations")
+        rel_path = meta_dir / "MRREL.RRF"
+        rel_names: dict[str, int] = {}
+        src_names: dict[str, int] = {}
+        size = rel_path.stat().st_size if rel_path.is_file() else 0
+        k_rel = _n_buckets(size / 80, 8 * bucket_rows, buckets)
+        # CUI ranges are spilled finer than the target (CUIs are not uniform over 0..10^7) and
+        # consecutive ranges are merged back to about 8 * bucket_rows rows when read
+        k_cui = k_rel if buckets is not None else min(_MAX_BUCKETS, 4 * k_rel)
+        edge_spill = _RecSpill(tmp, "edge", _EDGE, k_cui)
+        try:
+            if rel_path.is_file():
+                rkeep = ["CUI1", "REL", "CUI2", "RELA", "SAB", "SUPPRESS"]
+                name_cache: dict[tuple[str, str], tuple[str, bool, bool]] = {}
+                rseq = 0
+                nb = 0
+                isa_code = None
+                for b in iter_rrf_batches(rel_path, layout["MRREL.RRF"], rkeep, on_error=on_error, stats=stats):
+                    n = b.num_rows
+                    c1s, c2s = b.column("CUI1"), b.column("CUI2")
+                    c1, ok1 = _cui_parse(c1s)
+                    c2, ok2 = _cui_parse(c2s)
+                    mask = ok1 & ok2
+                    bad = n - int(mask.sum())
+                    if bad:
+                        if on_error != "skip":
+                            first = int(np.flatnonzero(~mask)[0])
+                            raise DataError(
+                                f"invalid CUI1/CUI2 {c1s[first].as_py()!r}/{c2s[first].as_py()!r} (expected C followed by 7 digits)",
+                                source=f"{rel_path}:{rseq + first + 1}:1", reason="malformed",
+                            )
+                        stats["MRREL.RRF:malformed"] += bad
+                    rseq += n
+                    if sab_set is not None:
+                        m2 = pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set).to_numpy(zero_copy_only=False)
+                        stats["MRREL.RRF:filtered_source"] += int((mask & ~m2).sum())
+                        mask &= m2
+                    if not include_suppressed:
+                        m2 = ~pc.is_in(b.column("SUPPRESS"), value_set=supp).to_numpy(zero_copy_only=False)
+                        stats["MRREL.RRF:filtered_suppressed"] += int((mask & ~m2).sum())
+                        mask &= m2
+                    loop = c1 == c2
+                    stats["MRREL.RRF:self_loop"] += int((mask & loop).sum())
+                    mask &= ~loop
+                    bar.update(n)
+                    sel = np.flatnonzero(mask)
+                    if not len(sel):
+                        continue
+                    i1, i2 = c1[sel], c2[sel]  # CUI numbers: mapped to concepts per bucket (phase 5)
+                    # REL and RELA dictionary-encoded once per block: one Python step per distinct pair
+                    erel = pc.dictionary_encode(b.column("REL"))
+                    erela = pc.dictionary_encode(b.column("RELA"))
+                    nrela = len(erela.dictionary)
+                    pair = erel.indices.to_numpy(zero_copy_only=False)[sel].astype(np.int64) * nrela + erela.indices.to_numpy(zero_copy_only=False)[sel]
+                    up, inv = np.unique(pair, return_inverse=True)
+                    rels, relas = erel.dictionary.to_pylist(), erela.dictionary.to_pylist()
+                    if isa_code is None:
+                        isa_code = rel_names.setdefault("is_a", len(rel_names))
+                    lut_r = np.empty(len(up), dtype=np.int16)
+                    lut_p = np.empty(len(up), dtype=bool)
+                    for j, pcode in enumerate(up.tolist()):
+                        rl, ra = rels[pcode // nrela], relas[pcode % nrela]
+                        key = (rl, ra)
+                        if key not in name_cache:
+                            nm = relation_name(ra) if ra != "" else _REL_NAMES.get(rl, relation_name(rl))
+                            p_ = rl == "PAR" or ra == "inverse_isa"
+                            c_ = (rl == "CHD" or ra == "isa") and not p_
+                            name_cache[key] = (nm, p_, p_ or c_)
+                        nm, p_, isa_ = name_cache[key]
+                        code_ = rel_names.setdefault(nm, len(rel_names))
+                        lut_r[j] = isa_code if isa_ else code_
+                        lut_p[j] = p_
+                    if len(rel_names) > np.iinfo(np.int16).max:
+                        raise DataError(f"more than {np.iinfo(np.int16).max} distinct relation types", reason="too_many")
+                    rcode, par = lut_r[inv], lut_p[inv]
+                    esab = pc.dictionary_encode(b.column("SAB"))
+                    sidx = esab.indices.to_numpy(zero_copy_only=False)[sel]
+                    sabs_d = esab.dictionary.to_pylist()
+                    lut_s = np.zeros(len(sabs_d), dtype=np.int16)
+                    for j in np.unique(sidx).tolist():
+                        v = sabs_d[j]
+                        if v not in src_cache:
+                            src_cache[v] = normalise_source(v)
+                        lut_s[j] = src_names.setdefault(src_cache[v], len(src_names))
+                    if len(src_names) > np.iinfo(np.int16).max:
+                        raise DataError(f"more than {np.iinfo(np.int16).max} distinct sources", reason="too_many")
+                    scode = lut_s[sidx]
+                    rec = np.empty(len(i1), dtype=_EDGE)
+                    rec["h"] = np.where(par, i1, i2)
+                    rec["t"] = np.where(par, i2, i1)
+                    rec["r"], rec["s"] = rcode, scode
+                    nb += 1
+                    if nb % 16 == 0:
+                        _release(pool)
+                    edge_spill.write_split((rec["h"].astype(np.int64) * k_cui) // 10_000_000, rec)
+        finally:
+            edge_spill.close_writers()
             _release(pool)
-        w_fe.close()
-        w_fd.close()
-        d = out / "diag"
-        f_ptr = _ptr_from_counts(f_cnt)
-        chi_ptr = _ptr_from_counts(chi_cnt)
-        _save(d / "is_disease.npy", is_disease)
-        _save(d / "f_ptr.npy", f_ptr)
-        _save(d / "par_ptr.npy", _ptr_from_counts(par_cnt))
-        _save(d / "chi_ptr.npy", chi_ptr)
-        _save(d / "n_children.npy", np.diff(chi_ptr))
-        n_dis = max(int(is_disease.sum()), 1)
-        _save(d / "idf.npy", np.log1p(n_dis / (1.0 + np.diff(f_ptr))))
-        from graphbrain.kg.store.backend import _spec_key
+        bar.close()
 
-        (d / "spec.json").write_text(json.dumps({"spec": _spec_key(spec), "isa_code": int(isa)}), encoding="utf-8")
-        meta_diag = [list(p) for p in spec]
-    else:
-        for p in (out / "diag").glob("*.npy"):
-            p.unlink()
+
+        # ---- the concept numbering (from the concept side) ----------------------------------------
+        ph.start("wait for the concept numbering", track="relations")
+        while not concepts_ready.wait(0.05):
+            if abort.is_set():
+                return {}
+        if abort.is_set():
+            return {}
+        ucui, n_con = shared["ucui"], shared["n_con"]
+
+        # ---- MRSTY -------------------------------------------------------------------------------
+        ph.start("MRSTY", track="relations")
+        sty_path = meta_dir / "MRSTY.RRF"
+        sty_list: list[tuple[str, str, str]] = []
+        sty_ptr = np.zeros(n_con + 1, dtype=np.int64)
+        sty_codes = np.zeros(0, dtype=np.int16)
+        if sty_path.is_file():
+            pi, pt = [], []
+            sty_index: dict[tuple[str, str, str], int] = {}
+            for b in iter_rrf_batches(sty_path, layout["MRSTY.RRF"], ["CUI", "TUI", "STN", "STY"], on_error=on_error, stats=stats):
+                snum, sok = _cui_parse(b.column("CUI"))
+                b = b.filter(pa.array(sok))
+                if not b.num_rows:
+                    continue
+                c = snum[sok]
+                j = np.minimum(np.searchsorted(ucui, c), n_con - 1)
+                rows = np.flatnonzero(ucui[j] == c)
+                if not len(rows):
+                    continue
+                sel = b.take(pa.array(rows))
+                key = pc.binary_join_element_wise(sel.column("TUI"), sel.column("STY"), sel.column("STN"), "\x1f")
+                enc = pc.dictionary_encode(key)
+                lut = []
+                for v in enc.dictionary.to_pylist():
+                    tui, sty, stn = v.split("\x1f")
+                    lut.append(sty_index.setdefault((tui, sty, stn), len(sty_index)))
+                pi.append(j[rows].astype(np.int32))
+                pt.append(np.asarray(lut, dtype=np.int16)[enc.indices.to_numpy(zero_copy_only=False)])
+            sty_list = list(sty_index)
+            if pi:
+                si, sc = np.concatenate(pi), np.concatenate(pt)
+                tuirank = np.argsort(np.argsort([s[0] for s in sty_list], kind="stable"), kind="stable")
+                pairs = np.unique(np.stack([si.astype(np.int64), tuirank[sc].astype(np.int64), sc.astype(np.int64)], 1), axis=0)
+                sty_ptr = _ptr(pairs[:, 0], n_con)
+                sty_codes = pairs[:, 2].astype(np.int16)
+                del pairs, si, sc
+        _save(out / "sty_ptr.npy", sty_ptr)
+        _save(out / "sty.npy", sty_codes)
+
+        # ---- 5. per head bucket: sort + de-duplicate, write edges; spill in-edges and findings ------
+        ph.start("edges sorted + de-duplicated per head bucket", track="relations")
+        rtypes_all = sorted(rel_names)
+        sources_sorted = sorted(src_names)
+        rmap = np.zeros(max(len(rel_names), 1), dtype=np.int16)
+        for nme, c in rel_names.items():
+            rmap[c] = rtypes_all.index(nme)
+        smap = np.zeros(max(len(src_names), 1), dtype=np.int16)
+        for nme, c in src_names.items():
+            smap[c] = sources_sorted.index(nme)
+        rtypes = rtypes_all
+        from graphbrain.kg.store.backend import semantic_disease_mask
+
+        is_disease = semantic_disease_mask(sty_list, sty_ptr, sty_codes)
+        try:
+            from graphbrain.kg.diagnose import detect_finding_relations
+
+            spec = tuple(sorted(detect_finding_relations(rtypes).items()))
+        except ImportError:  # pragma: no cover
+            spec = ()
+        code = {r: i for i, r in enumerate(rtypes)}
+        ends: dict[str, list[int]] = {"head": [], "tail": []}
+        for name, end in spec:
+            c = code.get(name, -1)
+            if c >= 0:
+                for e in (("head", "tail") if end == "either" else (end,)):
+                    ends[e].append(c)
+        end_codes = {e: np.array(c, dtype=np.int16) for e, c in ends.items()}
+        fallback = [(code[name], end) for name, end in spec if code.get(name, -1) >= 0 and end != "either"]
+        mark_disease = not is_disease.any()
+        isa = code.get(IS_A, -1)
+        hb = max(int(n_con - 1).bit_length(), 1)
+        rb = max(int(len(rtypes) - 1).bit_length(), 1)
+        sb = max(int(len(sources_sorted) - 1).bit_length(), 1)
+        packed = 2 * hb + rb + sb <= 63
+        cols_out = {k: _NpyAppender(out / f"{final}.npy", dt) for k, final, dt in (
+            ("h", "head", np.int32), ("r", "rel", np.int16), ("t", "tail", np.int32), ("s", "src", np.int16))}
+        in_spill = _RecSpill(tmp, "in", _IN, k_rel)
+        find_spill = _RecSpill(tmp, "find", _FIND, k_rel)
+        w_par_e = _NpyAppender(out / "diag" / "par_edges.npy", np.int32)
+        w_par = _NpyAppender(out / "diag" / "par.npy", np.int64)
+        out_cnt = np.zeros(n_con, dtype=np.int64)
+        par_cnt = np.zeros(n_con, dtype=np.int64)
+        used = np.zeros(len(rtypes) + 1, dtype=bool)
+        n_edges = 0
+        top = int(ucui[-1]) + 2
+        lut_c = np.full(top, -1, dtype=np.int32)
+        lut_c[ucui] = np.arange(n_con, dtype=np.int32)
+        for grp in _groups(edge_spill.sizes(), 8 * bucket_rows if buckets is None else 0):
+            rec = edge_spill.read(grp[0]) if len(grp) == 1 else np.concatenate([edge_spill.read(k) for k in grp])
+            if not len(rec):
+                continue
+            # CUI numbers -> concept numbers (ascending together, so head buckets stay ordered)
+            ih = lut_c[np.minimum(rec["h"], top - 1)]
+            it = lut_c[np.minimum(rec["t"], top - 1)]
+            inside = (ih >= 0) & (it >= 0)
+            n_in = int(inside.sum())
+            stats["MRREL.RRF:dangling"] += len(rec) - n_in
+            rec["h"], rec["t"] = ih, it
+            del ih, it
+            if n_in < len(rec):
+                rec = rec[inside]
+            del inside
+            if not len(rec):
+                continue
+            rec["r"], rec["s"] = rmap[rec["r"]], smap[rec["s"]]
+            if packed:
+                # (head, relation, tail, source) packed into one integer: sort + de-duplicate at once
+                key = (rec["h"].astype(np.int64) << (rb + hb + sb)) | (rec["r"].astype(np.int64) << (hb + sb)) \
+                    | (rec["t"].astype(np.int64) << sb) | rec["s"].astype(np.int64)
+                u = np.unique(key)
+                del key
+                stats["MRREL.RRF:duplicate"] += len(rec) - len(u)
+                rec = np.empty(len(u), dtype=_EDGE)
+                rec["h"] = u >> (rb + hb + sb)
+                rec["r"] = (u >> (hb + sb)) & ((1 << rb) - 1)
+                rec["t"] = (u >> sb) & ((1 << hb) - 1)
+                rec["s"] = u & ((1 << sb) - 1)
+                del u
+            else:  # pragma: no cover - more than 63 bits of keys
+                rec = rec[np.lexsort((rec["s"], rec["t"], rec["r"], rec["h"]))]
+                dup = np.zeros(len(rec), dtype=bool)
+                dup[1:] = (
+                    (rec["h"][1:] == rec["h"][:-1]) & (rec["r"][1:] == rec["r"][:-1])
+                    & (rec["t"][1:] == rec["t"][:-1]) & (rec["s"][1:] == rec["s"][:-1])
+                )
+                stats["MRREL.RRF:duplicate"] += int(dup.sum())
+                rec = rec[~dup]
+                del dup
+            h, r, t = rec["h"], rec["r"], rec["t"]
+            for f_ in ("h", "r", "t", "s"):
+                cols_out[f_].append(rec[f_])
+            e = np.arange(n_edges, n_edges + len(rec), dtype=np.int64)
+            out_cnt += np.bincount(h, minlength=n_con)
+            used[np.unique(r)] = True
+            ir = np.empty(len(rec), dtype=_IN)
+            ir["t"], ir["r"], ir["h"], ir["e"] = t, r, h, e
+            in_spill.write_split((t.astype(np.int64) * k_rel) // n_con, ir)
+            del ir
+            if spec:
+                if mark_disease:
+                    for c, end in fallback:
+                        sel = r == c
+                        is_disease[(h if end == "head" else t)[sel]] = True
+                parts = []
+                for g, (end, dis, fnd) in enumerate((("head", h, t), ("tail", t, h))):
+                    sel = np.flatnonzero(np.isin(r, end_codes[end]))
+                    if len(sel):
+                        fr = np.empty(len(sel), dtype=_FIND)
+                        fr["f"], fr["d"], fr["e"], fr["g"] = fnd[sel], dis[sel], e[sel], g
+                        parts.append(fr)
+                if parts:
+                    fr = np.concatenate(parts)
+                    find_spill.write_split((fr["f"].astype(np.int64) * k_rel) // n_con, fr)
+                if isa >= 0:
+                    sel = np.flatnonzero(r == isa)
+                    w_par_e.append(e[sel])
+                    w_par.append(t[sel])
+                    par_cnt += np.bincount(h[sel], minlength=n_con)
+            n_edges += len(rec)
+            del rec, h, r, t, e
+            _release(pool)
+        for w in cols_out.values():
+            w.close()
+        w_par_e.close()
+        w_par.close()
+        in_spill.close_writers()
+        find_spill.close_writers()
+        stats["MRREL.RRF:kept"] += n_edges
+        _save(out / "out_ptr.npy", _ptr_from_counts(out_cnt))
+        del out_cnt
+
+        # ---- 6. in-edges by (tail, relation, head), as the in-memory backend orders them ------------
+        ph.start("in-edge CSR per tail bucket", track="relations")
+        w_in = _NpyAppender(out / "in_edges.npy", np.int64)
+        w_chi_e = _NpyAppender(out / "diag" / "chi_edges.npy", np.int32)
+        w_chi = _NpyAppender(out / "diag" / "chi.npy", np.int64)
+        in_cnt = np.zeros(n_con, dtype=np.int64)
+        chi_cnt = np.zeros(n_con, dtype=np.int64)
+        for k in range(k_rel):
+            ir = in_spill.read(k)
+            if not len(ir):
+                continue
+            if packed:  # stable: ties (same tail, relation, head; other sources) keep edge order
+                t0_ = int(ir["t"].min())
+                tb = max(int(ir["t"].max()) - t0_, 1).bit_length()
+                key = ((ir["t"].astype(np.int64) - t0_) << (rb + hb)) | (ir["r"].astype(np.int64) << hb) | ir["h"].astype(np.int64)
+                lb = max(len(ir) - 1, 1).bit_length()
+                if tb + rb + hb + lb <= 63:  # the record's position as the last key: a plain sort is stable
+                    ir = ir[np.sort((key << lb) | np.arange(len(ir), dtype=np.int64)) & ((1 << lb) - 1)]
+                else:
+                    ir = ir[np.argsort(key, kind="stable")]
+                del key
+            else:  # pragma: no cover
+                ir = ir[np.lexsort((ir["h"], ir["r"], ir["t"]))]
+            w_in.append(ir["e"])
+            in_cnt += np.bincount(ir["t"], minlength=n_con)
+            if spec and isa >= 0:
+                sel = ir["r"] == isa
+                w_chi_e.append(ir["e"][sel])
+                w_chi.append(ir["h"][sel])
+                chi_cnt += np.bincount(ir["t"][sel], minlength=n_con)
+            del ir
+            _release(pool)
+        w_in.close()
+        w_chi_e.close()
+        w_chi.close()
+        _save(out / "in_ptr.npy", _ptr_from_counts(in_cnt))
+        del in_cnt
+
+        # ---- 7. diagnosis index for the built-in finding relations (per finding bucket) -------------
+        ph.start("diagnosis index per finding bucket", track="relations")
+        meta_diag: list[list[str]] = []
+        if spec:
+            w_fe = _NpyAppender(out / "diag" / "f_edges.npy", np.int32)
+            w_fd = _NpyAppender(out / "diag" / "f_dis.npy", np.int64)
+            f_cnt = np.zeros(n_con, dtype=np.int64)
+            for k in range(k_rel):
+                fr = find_spill.read(k)
+                if not len(fr):
+                    continue
+                fr = fr[is_disease[fr["d"]]]
+                fr = fr[np.lexsort((fr["e"], fr["g"], fr["d"], fr["f"]))]
+                w_fe.append(fr["e"])
+                w_fd.append(fr["d"])
+                f_cnt += np.bincount(fr["f"], minlength=n_con)
+                del fr
+                _release(pool)
+            w_fe.close()
+            w_fd.close()
+            d = out / "diag"
+            f_ptr = _ptr_from_counts(f_cnt)
+            chi_ptr = _ptr_from_counts(chi_cnt)
+            _save(d / "is_disease.npy", is_disease)
+            _save(d / "f_ptr.npy", f_ptr)
+            _save(d / "par_ptr.npy", _ptr_from_counts(par_cnt))
+            _save(d / "chi_ptr.npy", chi_ptr)
+            _save(d / "n_children.npy", np.diff(chi_ptr))
+            n_dis = max(int(is_disease.sum()), 1)
+            _save(d / "idf.npy", np.log1p(n_dis / (1.0 + np.diff(f_ptr))))
+            from graphbrain.kg.store.backend import _spec_key
+
+            (d / "spec.json").write_text(json.dumps({"spec": _spec_key(spec), "isa_code": int(isa)}), encoding="utf-8")
+            meta_diag = [list(p) for p in spec]
+        else:
+            for p in (out / "diag").glob("*.npy"):
+                p.unlink()
+
+        return {
+            "n_edges": n_edges, "rtypes": rtypes, "used": used, "sources_sorted": sources_sorted,
+            "sty_list": sty_list, "meta_diag": meta_diag, "k_rel": k_rel,
+        }
+
+    worker = _Worker(relations, ph)
+    if concurrent:
+        worker.start()
+
+    try:
+        # ---- 1. MRCONSO + MRDEF -> CUI-range buckets --------------------------------------------
+        ph.start("MRCONSO read + filter + spill by CUI range")
+        k_con = _n_buckets(conso_path.stat().st_size / 110, bucket_rows, buckets)
+        conso_schema = pa.schema([("cui", pa.int32()), ("rank", pa.int8()), ("str", pa.string()),
+                                  ("sab", pa.string()), ("code", pa.string())])
+        conso_spill = _Spill(tmp, "conso", conso_schema, k_con)
+        step = max(1, int(conso_path.stat().st_size / 110) // _SAMPLE)
+        sample: list[Any] = []
+        cols = layout["MRCONSO.RRF"]
+        keep = ["CUI", "LAT", "TS", "STT", "ISPREF", "SAB", "CODE", "STR", "SUPPRESS"]
+        seq = 0
+        for b in iter_rrf_batches(conso_path, cols, keep, on_error=on_error, stats=stats):
+            n = b.num_rows
+            cui = b.column("CUI")
+            cnum, okn = _cui_parse(cui)
+            ok = pa.array(okn)
+            bad = n - int(okn.sum())
+            if bad:
+                if on_error != "skip":
+                    first = int(np.flatnonzero(~okn)[0])
+                    raise DataError(
+                        f"invalid CUI {cui[first].as_py()!r} (expected C followed by 7 digits)",
+                        source=f"{conso_path}:{seq + first + 1}:1", reason="malformed",
+                    )
+                stats["MRCONSO.RRF:malformed"] += bad
+            mask = ok
+            if langs is not None:
+                m2 = pc.is_in(b.column("LAT"), value_set=langs)
+                stats["MRCONSO.RRF:filtered_language"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
+                mask = pc.and_(mask, m2)
+            if sab_set is not None:
+                m2 = pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set)
+                stats["MRCONSO.RRF:filtered_source"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
+                mask = pc.and_(mask, m2)
+            if not include_suppressed:
+                m2 = pc.invert(pc.is_in(b.column("SUPPRESS"), value_set=supp))
+                stats["MRCONSO.RRF:filtered_suppressed"] += pc.sum(pc.and_(mask, pc.invert(m2))).as_py() or 0
+                mask = pc.and_(mask, m2)
+            f = b.filter(mask)
+            stats["MRCONSO.RRF:kept"] += f.num_rows
+            seq += n
+            bar.update(n)
+            if not f.num_rows:
+                continue
+            c = cnum[mask.to_numpy(zero_copy_only=False)]
+            rank = (
+                pc.equal(f.column("TS"), "P").to_numpy(zero_copy_only=False).astype(np.int8) * 4
+                + pc.equal(f.column("STT"), "PF").to_numpy(zero_copy_only=False).astype(np.int8) * 2
+                + pc.equal(f.column("ISPREF"), "Y").to_numpy(zero_copy_only=False).astype(np.int8)
+            )
+            t = pa.table([pa.array(c), pa.array(rank), f.column("STR"), f.column("SAB"), f.column("CODE")], schema=conso_schema)
+            conso_spill.write_split((c.astype(np.int64) * k_con) // 10_000_000, t)
+            sample.append(t.select(["str", "sab", "code"]).take(pa.array(np.arange(0, t.num_rows, step))))
+        conso_spill.close_writers()
+        n_kept = stats["MRCONSO.RRF:kept"]
+        if not n_kept:
+            raise DataError(
+                "no MRCONSO row was kept: check the language and source filters (languages=None keeps all)",
+                source=str(conso_path), reason="empty",
+            )
+        def_schema = pa.schema([("cui", pa.int32()), ("def", pa.string())])
+        def_spill = _Spill(tmp, "def", def_schema, k_con)
+        def_path = meta_dir / "MRDEF.RRF"
+        if def_path.is_file():
+            ph.start("MRDEF read + spill by CUI range")
+            for b in iter_rrf_batches(def_path, layout["MRDEF.RRF"], ["CUI", "SAB", "DEF", "SUPPRESS"], on_error=on_error, stats=stats):
+                dnum, dok = _cui_parse(b.column("CUI"))
+                m = pa.array(dok)
+                if sab_set is not None:
+                    m = pc.and_(m, pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set))
+                if not include_suppressed:
+                    m = pc.and_(m, pc.invert(pc.is_in(b.column("SUPPRESS"), value_set=supp)))
+                b = b.filter(m)
+                if not b.num_rows:
+                    continue
+                c = dnum[m.to_numpy(zero_copy_only=False)]
+                def_spill.write_split((c.astype(np.int64) * k_con) // 10_000_000, pa.table([pa.array(c), b.column("DEF")], schema=def_schema))
+        def_spill.close_writers()
+
+        # key ranges of the string tables from the sample of kept rows
+        smp = pa.concat_tables(sample).combine_chunks()
+        del sample
+        k_lab = _n_buckets(n_kept, bucket_rows, buckets)
+        k_tok = _n_buckets(4 * n_kept, 4 * bucket_rows, buckets)
+        s_nsab = _map_unique(smp.column("sab"), normalise_source, {})
+        s_x = pc.utf8_lower(pc.binary_join_element_wise(s_nsab, smp.column("code"), ":"))
+        split_lab = _splitters(_normalise_labels(smp.column("str")), k_lab)
+        split_tok = _splitters(_fold_tokens(smp.column("str"))[0], k_tok)
+        split_code = _splitters(s_x, k_lab)
+        split_bare = _splitters(pc.utf8_lower(smp.column("code")), k_lab)
+        del smp, s_nsab, s_x
+        lab_schema = pa.schema([("norm", pa.string()), ("label", pa.string()), ("concept", pa.int32()), ("kind", pa.int8())])
+        code_schema = pa.schema([("key", pa.string()), ("concept", pa.int32()), ("xref", pa.string())])
+        lab_spill = _Spill(tmp, "lab", lab_schema, len(split_lab) + 1)
+        code_spill = _Spill(tmp, "code", code_schema, len(split_code) + 1)
+        bare_spill = _Spill(tmp, "bare", code_schema, len(split_bare) + 1)
+
+        # ---- 2. per CUI bucket: concepts, synonyms, xrefs, definitions -----------------------------
+        ph.start("concepts, synonyms, xrefs per CUI bucket; spill labels and codes by key range")
+        chunk_rows = max(bucket_rows, 1)
+        w_con = _ArrowAppender(out / "concepts.arrow", pa.schema([("name", pa.string()), ("definition", pa.string())]), chunk_rows)
+        w_syn = _ArrowAppender(out / "synonyms.arrow", pa.schema([("s", pa.string())]), chunk_rows)
+        w_xref = _ArrowAppender(out / "xrefs.arrow", pa.schema([("x", pa.string())]), chunk_rows)
+        ucui_parts: list[np.ndarray] = []
+        syn_cnt: list[np.ndarray] = []
+        x_cnt: list[np.ndarray] = []
+        src_cache: dict[str, str] = {}
+        n_con = 0
+        for k in range(k_con):
+            t = conso_spill.read(k)
+            d = def_spill.read(k)
+            if not t.num_rows:
+                continue
+            cui = t.column("cui").to_numpy()
+            ucui = np.unique(cui)
+            nk = len(ucui)
+            idx = np.searchsorted(ucui, cui).astype(np.int32)
+            rank = t.column("rank").to_numpy()
+            strs = t.column("str").combine_chunks()
+            # preferred name: best (TS=P, STT=PF, ISPREF=Y), first row among equals
+            order = np.lexsort((np.arange(len(idx)), -rank.astype(np.int16), idx))
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = idx[order][1:] != idx[order][:-1]
+            names = strs.take(pa.array(order[first]))
+            del order, first, rank, cui
+            # synonyms: distinct strings per concept, minus the name and the empty string
+            gi, gs = _sorted_distinct(idx, strs)  # distinct (concept, string), sorted
+            keep_syn = pc.and_(pc.not_equal(gs, names.take(pa.array(gi))), pc.not_equal(gs, ""))
+            syn = pa.table({"i": gi.astype(np.int32), "s": gs}).filter(keep_syn)
+            del gi, gs
+            syn_i = syn.column("i").to_numpy()
+            syn_cnt.append(np.bincount(syn_i, minlength=nk))
+            w_syn.append(pa.table({"s": syn.column("s")}))
+            # cross-references SAB:CODE (code neither empty nor NOCODE)
+            code = t.column("code").combine_chunks()
+            hidx = pa.array(np.flatnonzero(pc.and_(pc.not_equal(code, ""), pc.not_equal(code, "NOCODE")).to_numpy(zero_copy_only=False)))
+            nsab = _map_unique(t.column("sab").take(hidx), normalise_source, src_cache)
+            xref = pc.binary_join_element_wise(nsab, code.take(hidx), ":")
+            xi, xs_ = _sorted_distinct(idx[hidx.to_numpy()], xref)
+            xt = pa.table({"i": xi.astype(np.int32), "x": xs_})
+            del xi, xs_
+            x_i = xt.column("i").to_numpy()
+            x_cnt.append(np.bincount(x_i, minlength=nk))
+            w_xref.append(pa.table({"x": xt.column("x")}))
+            # definitions: first kept MRDEF row per concept
+            defs = pa.array([""] * nk, pa.string())
+            if d.num_rows:
+                dc = d.column("cui").to_numpy()
+                j = np.minimum(np.searchsorted(ucui, dc), nk - 1)
+                inside = np.flatnonzero(ucui[j] == dc)
+                if len(inside):
+                    uj, pos = np.unique(j[inside], return_index=True)
+                    src_rows = np.full(nk, len(inside), dtype=np.int64)
+                    src_rows[uj] = pos
+                    cand = pa.concat_arrays([d.column("def").take(pa.array(inside)).combine_chunks(), pa.array([""], pa.string())])
+                    defs = cand.take(pa.array(src_rows))
+            w_con.append(pa.table({"name": names, "definition": defs}))
+            # label rows (names and synonyms) and code rows, spilled by key range
+            label = pa.concat_arrays([names, syn.column("s").combine_chunks()])
+            concept = np.concatenate([np.arange(nk, dtype=np.int32), syn_i.astype(np.int32)]) + np.int32(n_con)
+            kind = np.concatenate([np.zeros(nk, np.int8), np.ones(len(syn_i), np.int8)])
+            norm = _normalise_labels(label)
+            lab_spill.write_split(_range_bucket(norm, split_lab), pa.table([norm, label, pa.array(concept), pa.array(kind)], schema=lab_schema))
+            xs = xt.column("x").combine_chunks()
+            xl = pc.utf8_lower(xs)
+            xc = pa.array(x_i.astype(np.int32) + np.int32(n_con))
+            code_spill.write_split(_range_bucket(xl, split_code), pa.table([xl, xc, xs], schema=code_schema))
+            bare = pc.replace_substring_regex(xl, pattern=r"^[^:]*:", replacement="", max_replacements=1)
+            bare_spill.write_split(_range_bucket(bare, split_bare), pa.table([bare, xc, xs], schema=code_schema))
+            ucui_parts.append(ucui.astype(np.int32))
+            n_con += nk
+            del t, d, syn, xt, strs, names, label, norm, xl, bare, defs
+            _release(pool)
+        for w in (w_con, w_syn, w_xref):
+            w.close()
+        lab_spill.close_writers()
+        code_spill.close_writers()
+        bare_spill.close_writers()
+        ucui = np.concatenate(ucui_parts) if ucui_parts else np.zeros(0, np.int32)
+        del ucui_parts
+        _save(out / "cui.npy", ucui)
+        shared["ucui"], shared["n_con"] = ucui, n_con
+        concepts_ready.set()
+        _save(out / "syn_ptr.npy", _ptr_from_counts(np.concatenate(syn_cnt)))
+        _save(out / "xref_ptr.npy", _ptr_from_counts(np.concatenate(x_cnt)))
+        del syn_cnt, x_cnt
+
+        # ---- 3. look-up tables: sorted label / code buckets; tokens of the sorted labels ------------
+        ph.start("labels and tokens sorted by key-range bucket")
+        w_lab = _ArrowAppender(out / "labels.arrow", lab_schema, chunk_rows)
+        tok_schema = pa.schema([("token", pa.string()), ("row", pa.int64())])
+        tok_spill = _Spill(tmp, "tok", tok_schema, len(split_tok) + 1)
+        r0 = 0
+        for k in range(lab_spill.k):
+            t = lab_spill.read(k)
+            if not t.num_rows:
+                continue
+            t = t.take(_order(t, ["norm", "concept", "kind", "label"]))
+            w_lab.append(t)
+            stem, rows = _fold_tokens(t.column("label"))
+            tt = pa.table([stem, pa.array(rows.astype(np.int64) + r0)], schema=tok_schema)  # de-duplicated when sorted
+            tok_spill.write_split(_range_bucket(stem, split_tok), tt)
+            r0 += t.num_rows
+            del t, tt, stem, rows
+            _release(pool)
+        w_lab.close()
+        tok_spill.close_writers()
+        w_tok = _ArrowAppender(out / "tokens.arrow", tok_schema, 4 * chunk_rows)
+        for k in range(tok_spill.k):
+            t = tok_spill.read(k)
+            if t.num_rows:
+                trank, tdict = _str_rank(t.column("token"))
+                tr, row = _unique_pairs(trank, t.column("row").to_numpy())
+                w_tok.append(pa.table([tdict.take(pa.array(tr)), pa.array(row)], schema=tok_schema))
+                del trank, tdict, tr, row
+            del t
+            _release(pool)
+        w_tok.close()
+        ph.start("code tables sorted by key-range bucket")
+        for name, spill in (("codes", code_spill), ("bare", bare_spill)):
+            w = _ArrowAppender(out / f"{name}.arrow", code_schema, chunk_rows)
+            for k in range(spill.k):
+                t = spill.read(k)
+                if t.num_rows:
+                    w.append(t.take(_order(t, ["key", "concept", "xref"])))
+                del t
+            w.close()
+            _release(pool)
+
+    except BaseException:
+        abort.set()
+        if worker.ident is not None:
+            worker.join()
+        raise
+    if not concurrent:
+        worker.start()
+    ph.start("wait for the relation side")
+    r = worker.result()
+    ph.end()
+    stats.update(rstats)
+    n_edges, rtypes, used = r["n_edges"], r["rtypes"], r["used"]
+    sources_sorted, sty_list, meta_diag, k_rel = r["sources_sorted"], r["sty_list"], r["meta_diag"], r["k_rel"]
 
     return {
         "format": STORE_FORMAT,
