@@ -143,3 +143,54 @@ def test_rrf_pieces_lose_no_row(tmp_path, chunk):
     got, st = rows(chunk_size=chunk)
     assert got == ref and len(ref) == 300
     assert st["MRCONSO.RRF:no_trailing_pipe"] == 1 and st["MRCONSO.RRF:rows"] == 300
+
+
+_HOSTILE = [
+    "Alzheimer's disease", "Alzheimer\u2019s", "Crohn's", "o's", "'s", "x's\ty", "  lead  trail ",
+    "tab\there", "nl\nx", "v\x0bx", "fs\x1cx", "UPPER CASE", "\u00c4rzte \u00dcBER", "d\u00e9j\u00e0 vu",
+    "a,b;c(d)[e]", "x--y", "caf\u00e9's menu", "emoji \U0001f600 face", "", " ", "\t",
+    "diabetes mellitus, type 2", "flies", "bus", "analysis", "glass", "dogs's", "a\u00a0b",
+    "under_score", "it\u2019s ok", "polyuria's polydipsia's", "cr\rlf\r\n", "ff\x0cx", "x  \t y",
+]
+
+
+@pytest.mark.parametrize("n_plain", [0, 2000])
+def test_label_fast_paths_equal_the_full_kernels(n_plain):
+    """Label normalising and word folding take fast paths (ASCII lower-casing, rewrites only on
+    the rows holding a byte they could change, singular rules once per distinct word): on hostile
+    strings, alone (every row rewritten) and among many plain rows (only those rows rewritten),
+    they equal the full Arrow kernel sequence applied to every row, and the folded words equal
+    graphbrain.kg.lookup.fold_words wherever lower-casing and casefold agree."""
+    import pyarrow.compute as pc
+
+    from graphbrain.kg.lookup import fold_words
+    from graphbrain.kg.store.build import _fold_tokens, _normalise_labels
+
+    plain = [f"plain label number {i} of {i % 7} kinds" for i in range(n_plain)]
+    labels = pa.array(plain + _HOSTILE)
+
+    low = pc.utf8_lower(labels)
+    ref_norm = pc.utf8_trim(pc.replace_substring_regex(low, pattern=r"\s+", replacement=" "), characters=" ")
+    assert _normalise_labels(labels).to_pylist() == ref_norm.to_pylist()
+
+    t = pc.replace_substring(low, pattern="'s ", replacement=" ")
+    t = pc.replace_substring(t, pattern="\u2019s ", replacement=" ")
+    t = pc.replace_substring_regex(t, pattern="('|\u2019)s$", replacement="")
+    t = pc.replace_substring_regex(t, pattern=r"[^\pL\pN\pM_\s]+", replacement=" ")
+    sp = pc.utf8_split_whitespace(t)
+    words, rows = _fold_tokens(labels)
+    from graphbrain.kg.lookup import _singular
+
+    # the splitter's empty words (leading / trailing white space) are dropped, as str.split does
+    ref = [(r, _singular(w)) for r, w in zip(pc.list_parent_indices(sp).to_pylist(), pc.list_flatten(sp).to_pylist()) if w]
+    assert list(zip(rows.tolist(), words.to_pylist())) == ref
+    assert "" not in words.to_pylist()
+    by_row: dict[int, list[str]] = {}
+    for r, w in zip(rows.tolist(), words.to_pylist()):
+        by_row.setdefault(r, []).append(w)
+    checked = 0
+    for i, s in enumerate(labels.to_pylist()):
+        if s.lower() == s.casefold():
+            assert by_row.get(i, []) == fold_words(s), s
+            checked += 1
+    assert checked >= len(labels) - 2

@@ -26,23 +26,33 @@ BLOCK_SIZE = 4 << 20
 CHUNK_SIZE = 32 << 20
 
 
-def _line_chunks(path: Path, size: int) -> Iterator[bytes]:
-    """The bytes of ``path`` in pieces of about ``size`` bytes, each ending at a line end."""
+def _line_chunks(path: Path, size: int) -> Iterator[Any]:
+    """The bytes of ``path`` in pieces of about ``size`` bytes, each ending at a line end
+    (memoryviews of the bytes read: the partial last line is read again with the next piece
+    instead of copying every piece)."""
+    size = max(size, 1)
     with open(path, "rb") as fh:
-        carry = b""
+        pos = 0
         while True:
-            buf = fh.read(max(size, 1))
-            if not buf:
-                if carry:
-                    yield carry
+            data = fh.read(size)
+            if not data:
                 return
-            data = carry + buf if carry else buf
+            if len(data) < size:  # the end of the file
+                yield memoryview(data)
+                return
             cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                carry = data
-                continue
-            carry = data[cut:]
-            yield data[:cut]
+            while cut == 0:  # a line longer than ``size``: read on to its end
+                more = fh.read(size)
+                if not more:
+                    yield memoryview(data)
+                    return
+                base = len(data)
+                data += more
+                nl = more.rfind(b"\n")
+                cut = base + nl + 1 if nl >= 0 else 0
+            yield memoryview(data)[:cut]
+            pos += cut
+            fh.seek(pos)
 
 
 def _pyarrow() -> tuple[Any, Any]:

@@ -149,6 +149,17 @@ class _ArrowAppender:
         self.writer.close()
 
 
+def _bucket_order(bucket: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stable order grouping rows by bucket number (< ``k`` <= 256) and the group bounds: the
+    bucket numbers as uint8 make numpy's stable sort a radix sort (O(n), ~6x faster than on
+    int64)."""
+    b = bucket.astype(np.uint8 if k <= 256 else np.uint16)
+    order = np.argsort(b, kind="stable")
+    cuts = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(np.bincount(b, minlength=k), out=cuts[1:])
+    return order, cuts
+
+
 class _Spill:
     """``k`` bucket files of Arrow record batches (IPC streams), read back one at a time."""
 
@@ -174,8 +185,7 @@ class _Spill:
         if self.k == 1:
             self.write(0, table)
             return
-        order = np.argsort(bucket, kind="stable")
-        cuts = np.searchsorted(bucket[order], np.arange(self.k + 1))
+        order, cuts = _bucket_order(bucket, self.k)
         t = table.take(self.pa.array(order))
         for i in range(self.k):
             if cuts[i + 1] > cuts[i]:
@@ -211,9 +221,8 @@ class _RecSpill:
         if self.k == 1:
             rec.tofile(self.handles[0])
             return
-        order = np.argsort(bucket, kind="stable")
+        order, cuts = _bucket_order(bucket, self.k)
         rec = rec[order]
-        cuts = np.searchsorted(bucket[order], np.arange(self.k + 1))
         for i in range(self.k):
             if cuts[i + 1] > cuts[i]:
                 rec[cuts[i] : cuts[i + 1]].tofile(self.handles[i])
@@ -397,37 +406,139 @@ def _map_unique(values: Any, fn: Any, cache: dict[str, Any]) -> Any:
     return pa.array(out, pa.string()).take(enc.indices)
 
 
-def _normalise_labels(arr: Any) -> Any:
-    """Vectorised :func:`graphbrain.kg.lookup.normalise_text` (lower case, spaces collapsed)."""
+def _str_bytes(arr: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (int64, ``n + 1``, starting at 0) and the UTF-8 bytes of a string array, as
+    numpy views where possible."""
+    pa, _, _ = _pa()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    n = len(arr)
+    bufs = arr.buffers()
+    odt = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    off = np.frombuffer(bufs[1], dtype=odt, count=n + 1, offset=arr.offset * np.dtype(odt).itemsize) if n else np.zeros(1, odt)
+    lo, hi = int(off[0]), int(off[-1])
+    data = np.frombuffer(bufs[2], dtype=np.uint8, count=hi - lo, offset=lo) if hi > lo else np.zeros(0, np.uint8)
+    return off.astype(np.int64) - lo, data
+
+
+# byte classes for the string fast paths: 1 = not ASCII, 2 = apostrophe, 4 = white space that
+# is not ' ' (RE2's \s is [\t\n\f\r ]), 8 = any byte a punctuation regex could change
+_BYTE = np.zeros(256, dtype=np.uint8)
+_BYTE[128:] = 1 | 8
+_BYTE[ord("'")] = 2
+_BYTE[[9, 10, 12, 13]] = 4
+_BYTE[[i for i in range(128) if not (chr(i).isalnum() or chr(i) in "_ \t\n\f\r")]] |= 8
+
+
+def _rows_where(off: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """Distinct rows holding at least one ``True`` byte of ``hit`` (byte positions -> rows)."""
+    pos = np.flatnonzero(hit)
+    if not len(pos):
+        return pos
+    return np.unique(np.searchsorted(off, pos, side="right") - 1)
+
+
+def _on_rows(arr: Any, rows: np.ndarray, fn: Any) -> Any:
+    """``fn`` (an element-wise string transform) applied to the rows ``rows`` of ``arr`` only
+    (the others are left as they are, which ``fn`` would not change)."""
+    pa, pc, _ = _pa()
+    if not len(rows):
+        return arr
+    if 4 * len(rows) >= len(arr):
+        return fn(arr)
+    mask = np.zeros(len(arr), dtype=bool)
+    mask[rows] = True
+    return pc.replace_with_mask(arr, _np_to_arrow(mask), fn(arr.take(_np_to_arrow(rows))))
+
+
+def _np_to_arrow(a: np.ndarray) -> Any:
+    """A 1-D numpy array (numbers or booleans, no nulls) as an Arrow array, without copying
+    numbers (``pa.array`` would import pandas, ~0.6 s, to check the argument)."""
+    pa, _, _ = _pa()
+    a = np.ascontiguousarray(a)
+    if a.dtype == bool:
+        return pa.Array.from_buffers(pa.bool_(), len(a), [None, pa.py_buffer(np.packbits(a, bitorder="little"))])
+    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [None, pa.py_buffer(a)])
+
+
+def _lower(arr: Any) -> tuple[Any, bool]:
+    """``utf8_lower`` of a string array (``ascii_lower``, ~30x faster, when every byte is ASCII:
+    the same result there) and whether it was all ASCII."""
     _, pc, _ = _pa()
-    low = pc.utf8_lower(arr)
-    low = pc.replace_substring_regex(low, pattern=r"\s+", replacement=" ")
+    _, data = _str_bytes(arr)
+    ascii_ = not len(data) or int(data.max()) < 128
+    return (pc.ascii_lower(arr) if ascii_ else pc.utf8_lower(arr)), ascii_
+
+
+def _normalise_labels(arr: Any) -> Any:
+    """Vectorised :func:`graphbrain.kg.lookup.normalise_text` (lower case, spaces collapsed).
+
+    The white-space regex runs only on the rows that hold a tab, line break, form feed or two
+    adjacent spaces (the only rows it can change)."""
+    pa, pc, _ = _pa()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    low, _ = _lower(arr)
+    off, data = _str_bytes(low)
+    if len(data):
+        sp = data == 32
+        hit = (_BYTE[data] & 4) != 0
+        hit[1:] |= sp[1:] & sp[:-1]  # a pair spanning two rows only costs a needless check
+        low = _on_rows(low, _rows_where(off, hit),
+                       lambda a: pc.replace_substring_regex(a, pattern=r"\s+", replacement=" "))
     return pc.utf8_trim(low, characters=" ")
+
+
+def _singular_words(words: Any) -> Any:
+    """:func:`graphbrain.kg.lookup._singular` of each word, vectorised."""
+    _, pc, _ = _pa()
+    ln = pc.utf8_length(words)
+    ies = pc.and_(pc.ends_with(words, "ies"), pc.greater(ln, 4))
+    plural = pc.and_(
+        pc.and_(pc.ends_with(words, "s"), pc.greater(ln, 3)),
+        pc.invert(pc.or_(pc.or_(pc.ends_with(words, "ss"), pc.ends_with(words, "us")), pc.ends_with(words, "is"))),
+    )
+    return pc.if_else(
+        ies,
+        pc.binary_join_element_wise(pc.utf8_slice_codeunits(words, 0, -3), "y", ""),
+        pc.if_else(plural, pc.utf8_slice_codeunits(words, 0, -1), words),
+    )
 
 
 def _fold_tokens(labels: Any) -> tuple[Any, np.ndarray]:
     """Folded whole words of each label and the label row of each word: the same rules as
-    :func:`graphbrain.kg.lookup.fold_words`, vectorised (tests compare the look-ups)."""
-    _, pc, _ = _pa()
-    toks = pc.utf8_lower(labels)
-    toks = pc.replace_substring(toks, pattern="'s ", replacement=" ")
-    toks = pc.replace_substring(toks, pattern="\u2019s ", replacement=" ")
-    toks = pc.replace_substring_regex(toks, pattern="('|\u2019)s$", replacement="")
-    toks = pc.replace_substring_regex(toks, pattern=r"[^\pL\pN\pM_\s]+", replacement=" ")
-    sp = pc.utf8_split_whitespace(toks)
+    :func:`graphbrain.kg.lookup.fold_words`, vectorised (tests compare the look-ups).
+
+    Fast paths with the same result: the possessive and punctuation rewrites run only on the
+    rows holding a byte they could change; the singular rules run once per distinct word."""
+    pa, pc, _ = _pa()
+    if isinstance(labels, pa.ChunkedArray):
+        labels = labels.combine_chunks()
+    toks, ascii_ = _lower(labels)
+    off, data = _str_bytes(toks)
+    cls = _BYTE[data]
+
+    def possessive(a: Any) -> Any:
+        a = pc.replace_substring(a, pattern="'s ", replacement=" ")
+        a = pc.replace_substring(a, pattern="\u2019s ", replacement=" ")
+        return pc.replace_substring_regex(a, pattern="('|\u2019)s$", replacement="")
+
+    toks = _on_rows(toks, _rows_where(off, (cls & 3) != 0), possessive)
+    off, data = _str_bytes(toks)
+    toks = _on_rows(toks, _rows_where(off, (_BYTE[data] & 8) != 0),
+                    lambda a: pc.replace_substring_regex(a, pattern=r"[^\pL\pN\pM_\s]+", replacement=" "))
+    # after the punctuation rewrite an ASCII row holds only letters, digits, '_' and \t\n\f\r
+    # or ' ', which both splitters treat alike
+    sp = pc.ascii_split_whitespace(toks) if ascii_ else pc.utf8_split_whitespace(toks)
     flat = pc.list_flatten(sp)
     rows = pc.list_parent_indices(sp).to_numpy()
-    ln = pc.utf8_length(flat)
-    ies = pc.and_(pc.ends_with(flat, "ies"), pc.greater(ln, 4))
-    plural = pc.and_(
-        pc.and_(pc.ends_with(flat, "s"), pc.greater(ln, 3)),
-        pc.invert(pc.or_(pc.or_(pc.ends_with(flat, "ss"), pc.ends_with(flat, "us")), pc.ends_with(flat, "is"))),
-    )
-    stem = pc.if_else(
-        ies,
-        pc.binary_join_element_wise(pc.utf8_slice_codeunits(flat, 0, -3), "y", ""),
-        pc.if_else(plural, pc.utf8_slice_codeunits(flat, 0, -1), flat),
-    )
+    off, _ = _str_bytes(flat)
+    empty = off[1:] == off[:-1]
+    if empty.any():  # the splitter's empty words at leading / trailing white space (str.split has none)
+        keep = np.flatnonzero(~empty)
+        flat, rows = flat.take(_np_to_arrow(keep)), rows[keep]
+    enc = pc.dictionary_encode(flat)
+    stem = _singular_words(enc.dictionary).take(enc.indices)
     return stem, rows
 
 
@@ -634,7 +745,7 @@ def _build(
         size = rel_path.stat().st_size if rel_path.is_file() else 0
         k_rel = _n_buckets(size / 80, 8 * bucket_rows, buckets)
         # CUI ranges are spilled finer than the target (CUIs are not uniform over 0..10^7) and
-        # consecutive ranges are merged back to about 8 * bucket_rows rows when read
+        # consecutive ranges are merged back into k_rel groups of at most the mean size when read
         k_cui = k_rel if buckets is not None else min(_MAX_BUCKETS, 4 * k_rel)
         edge_spill = _RecSpill(tmp, "edge", _EDGE, k_cui)
         try:
@@ -824,7 +935,8 @@ def _build(
         top = int(ucui[-1]) + 2
         lut_c = np.full(top, -1, dtype=np.int32)
         lut_c[ucui] = np.arange(n_con, dtype=np.int32)
-        for grp in _groups(edge_spill.sizes(), 8 * bucket_rows if buckets is None else 0):
+        sizes = edge_spill.sizes()
+        for grp in _groups(sizes, -(-sum(sizes) // k_rel) if buckets is None else 0):
             rec = edge_spill.read(grp[0]) if len(grp) == 1 else np.concatenate([edge_spill.read(k) for k in grp])
             if not len(rec):
                 continue
