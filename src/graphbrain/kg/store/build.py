@@ -149,6 +149,30 @@ class _ArrowAppender:
         self.writer.close()
 
 
+def _take(rec: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``rec[idx]`` for a structured record array, gathered as opaque fixed-size items (numpy
+    copies structured items field by field: ~7x slower)."""
+    return np.take(rec.view(f"V{rec.dtype.itemsize}"), idx).view(rec.dtype)
+
+
+def _find_order(fr: np.ndarray, hb: int) -> np.ndarray:
+    """The order of diagnosis records by (finding, disease, end, edge): the records are first
+    put in edge order (a stable sort of a few ascending runs), then (finding, disease, end,
+    rank in that order) packed into one integer and sorted (~4x faster than a 4-key lexsort)."""
+    n = len(fr)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    f0 = int(fr["f"].min())
+    fb = max(int(fr["f"].max()) - f0, 1).bit_length()
+    lb = max(n - 1, 1).bit_length()
+    if fb + hb + 1 + lb > 63:
+        return np.lexsort((fr["e"], fr["g"], fr["d"], fr["f"]))
+    o1 = np.argsort(fr["e"], kind="stable")
+    s = _take(fr, o1)
+    key = ((s["f"].astype(np.int64) - f0) << (hb + 1)) | (s["d"].astype(np.int64) << 1) | s["g"].astype(np.int64)
+    return o1[np.sort((key << lb) | np.arange(n, dtype=np.int64)) & ((1 << lb) - 1)]
+
+
 def _bucket_order(bucket: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Stable order grouping rows by bucket number (< ``k`` <= 256) and the group bounds: the
     bucket numbers as uint8 make numpy's stable sort a radix sort (O(n), ~6x faster than on
@@ -222,7 +246,7 @@ class _RecSpill:
             rec.tofile(self.handles[0])
             return
         order, cuts = _bucket_order(bucket, self.k)
-        rec = rec[order]
+        rec = _take(rec, order)
         for i in range(self.k):
             if cuts[i + 1] > cuts[i]:
                 rec[cuts[i] : cuts[i + 1]].tofile(self.handles[i])
@@ -554,11 +578,19 @@ def _cui_parse(col: Any) -> tuple[np.ndarray, np.ndarray]:
         bufs = col.buffers()
         off = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=col.offset * 4)
         if bufs[2] is not None and int(off[-1] - off[0]) == 8 * n and (np.diff(off) == 8).all():
-            rows = np.frombuffer(bufs[2], dtype=np.uint8, count=8 * n, offset=int(off[0])).reshape(n, 8)
-            dig = rows[:, 1:].astype(np.int32) - 48
-            ok = (rows[:, 0] == 67) & ((dig >= 0) & (dig <= 9)).all(axis=1)
-            val = dig @ np.array([10**6, 10**5, 10**4, 1000, 100, 10, 1], dtype=np.int32)
-            return np.where(ok, val, 0).astype(np.int32), ok
+            # each value as one little-endian 64-bit word, checked and parsed eight bytes at a
+            # time (SWAR): byte 0 is 'C'; bytes 1-7 are digits when their high nibble is 3 both
+            # before and after adding 6 (no carry crosses a byte: valid UTF-8 has no byte >= 0xFA)
+            x = np.frombuffer(bufs[2], dtype="<u8", count=n, offset=int(off[0]))
+            hi = np.uint64(0xF0F0F0F0F0F0F000)
+            d3 = np.uint64(0x3030303030303000)
+            ok = ((x & np.uint64(0xFF)) == np.uint64(67)) & ((x & hi) == d3) \
+                & (((x + np.uint64(0x0606060606060600)) & hi) == d3)
+            v = x & np.uint64(0x0F0F0F0F0F0F0F00)  # digits 0, d1 .. d7, most significant first
+            v = (v * np.uint64(10) + (v >> np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
+            v = (v * np.uint64(100) + (v >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
+            v = (v * np.uint64(10000) + (v >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
+            return np.where(ok, v, 0).astype(np.int32), ok
     ok = pc.match_substring_regex(col, _CUI_RE).to_numpy(zero_copy_only=False)
     val = np.zeros(n, dtype=np.int32)
     if ok.any():
@@ -949,7 +981,7 @@ def _build(
             rec["h"], rec["t"] = ih, it
             del ih, it
             if n_in < len(rec):
-                rec = rec[inside]
+                rec = _take(rec, np.flatnonzero(inside))
             del inside
             if not len(rec):
                 continue
@@ -968,14 +1000,14 @@ def _build(
                 rec["s"] = u & ((1 << sb) - 1)
                 del u
             else:  # pragma: no cover - more than 63 bits of keys
-                rec = rec[np.lexsort((rec["s"], rec["t"], rec["r"], rec["h"]))]
+                rec = _take(rec, np.lexsort((rec["s"], rec["t"], rec["r"], rec["h"])))
                 dup = np.zeros(len(rec), dtype=bool)
                 dup[1:] = (
                     (rec["h"][1:] == rec["h"][:-1]) & (rec["r"][1:] == rec["r"][:-1])
                     & (rec["t"][1:] == rec["t"][:-1]) & (rec["s"][1:] == rec["s"][:-1])
                 )
                 stats["MRREL.RRF:duplicate"] += int(dup.sum())
-                rec = rec[~dup]
+                rec = _take(rec, np.flatnonzero(~dup))
                 del dup
             h, r, t = rec["h"], rec["r"], rec["t"]
             for f_ in ("h", "r", "t", "s"):
@@ -1037,12 +1069,12 @@ def _build(
                 key = ((ir["t"].astype(np.int64) - t0_) << (rb + hb)) | (ir["r"].astype(np.int64) << hb) | ir["h"].astype(np.int64)
                 lb = max(len(ir) - 1, 1).bit_length()
                 if tb + rb + hb + lb <= 63:  # the record's position as the last key: a plain sort is stable
-                    ir = ir[np.sort((key << lb) | np.arange(len(ir), dtype=np.int64)) & ((1 << lb) - 1)]
+                    ir = _take(ir, np.sort((key << lb) | np.arange(len(ir), dtype=np.int64)) & ((1 << lb) - 1))
                 else:
-                    ir = ir[np.argsort(key, kind="stable")]
+                    ir = _take(ir, np.argsort(key, kind="stable"))
                 del key
             else:  # pragma: no cover
-                ir = ir[np.lexsort((ir["h"], ir["r"], ir["t"]))]
+                ir = _take(ir, np.lexsort((ir["h"], ir["r"], ir["t"])))
             w_in.append(ir["e"])
             in_cnt += np.bincount(ir["t"], minlength=n_con)
             if spec and isa >= 0:
@@ -1069,8 +1101,8 @@ def _build(
                 fr = find_spill.read(k)
                 if not len(fr):
                     continue
-                fr = fr[is_disease[fr["d"]]]
-                fr = fr[np.lexsort((fr["e"], fr["g"], fr["d"], fr["f"]))]
+                fr = _take(fr, np.flatnonzero(is_disease[fr["d"]]))
+                fr = _take(fr, _find_order(fr, hb))
                 w_fe.append(fr["e"])
                 w_fd.append(fr["d"])
                 f_cnt += np.bincount(fr["f"], minlength=n_con)
