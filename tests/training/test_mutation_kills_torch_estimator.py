@@ -139,3 +139,133 @@ def test_connectome_top_percent_reaches_a_graph_model_and_bad_params_list_the_va
     for shape_arg in ("n_rois", "n_windows", "n_classes"):
         assert f"'{shape_arg}'" not in str(err.value)
     assert "'e2e_channels'" in str(err.value)
+
+
+# --- _explain_dynamic: crop-averaged attention of a dynamic-FC model, derived by hand -------
+# A deterministic stand-in for STAGIN (same ``window_axes``) whose attention is a known
+# function of each crop's window FC and of the window's position inside the crop, so the
+# value of a window differs between the crops that contain it. The expected record is
+# computed here from the subject's own scan with numpy (window w = TRs [w*stride,
+# w*stride + window), Pearson correlation), crop by crop, as the docstring of
+# ``TorchClassifier.explain`` defines it.
+WIN, STRIDE, CROP = 8, 4, 16  # a training crop of 16 TRs holds (16 - 8) // 4 + 1 = 3 windows
+PAD = 7.0  # what the stand-in writes on padded windows (must never reach the record)
+
+
+class _StubDynamic(torch.nn.Module):
+    window_axes = {"spatial": (0,), "temporal": (0,), "temporal_matrix": (0, 1)}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[bool, bool]] = []
+
+    def forward(self, batch):
+        from graphbrain.models.base import ModelOutput
+
+        self.calls.append((self.training, torch.is_inference_mode_enabled()))
+        dfc, mask = batch["dfc"].double(), batch["mask"]
+        b, w, r, _ = dfc.shape
+        pos = torch.arange(w, dtype=torch.float64)
+        f = dfc[:, :, 0, 1]  # (B, W) correlation of ROIs 0 and 1 in each window
+        spatial = dfc.mean(-1) + pos[None, :, None]  # (B, W, R)
+        logit = torch.where(mask, f + pos, torch.full_like(f, -torch.inf))
+        temporal = torch.where(mask, torch.softmax(logit, 1), torch.full_like(f, PAD))  # sums to 1 per crop
+        tm = 10.0 * f[:, :, None] + pos[None, None, :]  # (B, W, W)
+        both = mask[:, :, None] & mask[:, None, :]
+        real = mask[..., None].double()
+        node = (dfc.mean(-1) * real).sum(1) / real.sum(1)  # (B, R): mean over the crop's windows
+        return ModelOutput(
+            logits=torch.zeros(b, 2),
+            attention={"spatial": torch.where(mask[..., None], spatial, PAD), "temporal": temporal,
+                       "temporal_matrix": torch.where(both, tm, PAD), "node": node},
+        )
+
+
+class _Wrapped(torch.nn.Module):
+    """The linear-path wrapper's layout: the dynamic model is ``.deep`` (no window_axes here)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deep = _StubDynamic()
+
+    def forward(self, batch):
+        return self.deep(batch)
+
+
+def _explain_by_hand(cohort: Cohort, n_windows_max: int) -> dict[str, np.ndarray]:
+    from graphbrain.connectome.ragged import cover_crops
+
+    n_w = [(s.n_timepoints - WIN) // STRIDE + 1 for s in cohort]
+    w_all, r = max(n_w), cohort.n_rois
+    out = {"spatial": np.full((len(cohort), w_all, r), np.nan), "temporal": np.full((len(cohort), w_all), np.nan),
+           "temporal_matrix": np.full((len(cohort), w_all, w_all), np.nan), "node": np.zeros((len(cohort), r))}
+    for i, s in enumerate(cohort):
+        x = s.timeseries.astype(np.float64)
+        corr = [np.corrcoef(x[w * STRIDE : w * STRIDE + WIN].T) for w in range(n_w[i])]
+        sp, tp, tm = np.zeros((n_w[i], r)), np.zeros(n_w[i]), np.zeros((n_w[i], n_w[i]))
+        c1, c2 = np.zeros(n_w[i]), np.zeros((n_w[i], n_w[i]))
+        crops = cover_crops(n_w[i], n_windows_max)
+        for a, b in crops:
+            ws = np.arange(a, b)
+            e = np.exp([corr[w][0, 1] + (w - a) for w in ws])
+            for w in ws:
+                sp[w] += corr[w].mean(1) + (w - a)
+                tp[w] += e[w - a] / e.sum()
+                c1[w] += 1
+                for v in ws:
+                    tm[w, v] += 10.0 * corr[w][0, 1] + (v - a)
+                    c2[w, v] += 1
+            out["node"][i] += np.mean([corr[w].mean(1) for w in ws], axis=0) / len(crops)
+        out["spatial"][i, : n_w[i]] = sp / c1[:, None]
+        out["temporal"][i, : n_w[i]] = (tp / c1) / (tp / c1).sum()
+        with np.errstate(invalid="ignore"):  # two windows in no common crop: NaN
+            out["temporal_matrix"][i, : n_w[i], : n_w[i]] = tm / c2
+    return out
+
+
+@pytest.fixture(scope="module")
+def fitted_dynamic():
+    """A STAGIN classifier fitted without training steps (only its data set-up matters
+    here), and an 8-subject cohort of scans of 1 to 11 windows (1 to 5 prediction crops)."""
+    from graphbrain.data import Subject
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(te.Trainer, "fit", lambda self, *a, **kw: TrainResult(history=[], best_epoch=0))
+    try:
+        base = make_synthetic_cohort(n_subjects=12, n_rois=5, n_timepoints=48, n_planted=2, seed=4)
+        clf = te.TorchClassifier("stagin", model_params={"hidden": 4, "n_layers": 1},
+                                 connectome={"window": WIN, "stride": STRIDE},
+                                 train={**FAST, "batch_size": 4, "crop_length": CROP}).fit(base)
+    finally:
+        mp.undo()
+    # 3, 10, 2, 8 | 11, 1, 6, 2 windows: two batches of 4, each with crops shorter than 3
+    # windows (padded) and scans longer than 3 (several overlapping crops)
+    lengths = [16, 44, 12, 36, 48, 8, 28, 12]
+    test = Cohort([replace(base[i], timeseries=base[i].timeseries[:t]) for i, t in enumerate(lengths)],
+                  name="ragged", roi_names=base.roi_names)
+    assert isinstance(test[0], Subject) and clf.n_windows_ == 3
+    return clf, test
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["plain", "linear-path-wrapper"])
+def test_dynamic_explanation_is_the_mean_over_the_crops_aligned_to_each_scan(fitted_dynamic, wrapped):
+    """Windows on each subject's own grid (window w starts at TR w * stride), the mean over
+    the prediction crops containing the window, temporal attention renormalised to sum to
+    1 over the subject's windows, NaN past a shorter scan's end; a record without a window
+    axis (``node``) is the mean over the subject's crops. Padded windows never count."""
+    clf, test = fitted_dynamic
+    model = _Wrapped() if wrapped else _StubDynamic()
+    model.train()
+    clf.model = model
+    got = clf.explain(test)
+    want = _explain_by_hand(test, clf.n_windows_)
+    assert set(got) == set(want)
+    for key, w in want.items():
+        assert got[key].shape == w.shape, key
+        assert got[key].dtype == np.float32, key
+        np.testing.assert_array_equal(np.isnan(got[key]), np.isnan(w), err_msg=key)
+        np.testing.assert_allclose(got[key], w, atol=2e-5, rtol=1e-4, err_msg=key)
+    np.testing.assert_allclose(np.nansum(got["temporal"], 1), 1.0, atol=1e-5)
+    stub = model.deep if wrapped else model
+    assert stub.calls and all(mode == (False, True) for mode in stub.calls)  # eval, inference mode
+    assert model.training  # the caller's mode is restored
