@@ -101,9 +101,10 @@ ST_TRAIN = {**TRAIN, "epochs": 20, "patience": 8, "batch_size": 16}
 ST_WIN = {**STATIC, "window": 20, "stride": 10}
 
 
-def _stagin_row(*, whole: bool, cover: bool, linear: bool, init: str = "zeros") -> dict:
+def _stagin_row(*, whole: bool, cover: bool, linear: bool, init: str = "zeros", l2: float | str = 0.0) -> dict:
     return {"model": "stagin", "train": ST_TRAIN,
-            "model_params": {**ST_MODEL, "linear_path": linear, **({"linear_init": init} if linear else {})},
+            "model_params": {**ST_MODEL, "linear_path": linear,
+                             **({"linear_init": init, "linear_l2": l2} if linear else {})},
             "connectome": {**ST_WIN, "n_timepoints": None if whole else "min",
                            "predict_crops": "cover" if cover else "first"}}
 
@@ -115,6 +116,8 @@ CONFIGS.update({
     "stagin+linear": _stagin_row(whole=False, cover=False, linear=True),  # item 3 alone
     "stagin-1-3": _stagin_row(whole=True, cover=True, linear=True),  # the new defaults
     "stagin-1-3-loginit": _stagin_row(whole=True, cover=True, linear=True, init="logreg"),
+    # started from the logistic regression, with that regression's own ridge (linear_l2=auto)
+    "stagin-1-3-loginit-ridge": _stagin_row(whole=True, cover=True, linear=True, init="logreg", l2="auto"),
     # the linear path kept at the in-fold logistic regression, refitted on the training fold
     "stagin-1-3-frozen": _stagin_row(whole=True, cover=True, linear=True, init="logreg_frozen"),
     # static deep models: item 3 (linear path) off / on; items 1-2 do not apply to static FC
@@ -124,6 +127,9 @@ CONFIGS.update({
                            "model_params": {**BNC_PARAMS, "linear_path": True}},
     "brainnetcnn+linear-loginit": {**CONFIGS["brainnetcnn"], "model": "brainnetcnn",
                                    "model_params": {**BNC_PARAMS, "linear_path": True, "linear_init": "logreg"}},
+    "brainnetcnn+linear-loginit-ridge": {**CONFIGS["brainnetcnn"], "model": "brainnetcnn",
+                                         "model_params": {**BNC_PARAMS, "linear_path": True, "linear_init": "logreg",
+                                                          "linear_l2": "auto"}},
     "brainnetcnn+linear-frozen": {**CONFIGS["brainnetcnn"], "model": "brainnetcnn",
                                   "model_params": {**BNC_PARAMS, "linear_path": True, "linear_init": "logreg_frozen"}},
     "gin+linear-frozen": {**CONFIGS["gin"], "model": "gin",

@@ -240,3 +240,52 @@ def test_unknown_linear_init_is_refused():
     with pytest.raises(ConfigError, match="linear_init must be one of"):
         build_classifier("brainnetcnn", model_params={"linear_init": "ridge"},
                          train={**FAST, "epochs": 1}).fit(make_synthetic_cohort(n_subjects=20, n_rois=6, seed=1))
+
+
+def test_auto_ridge_makes_the_logistic_regression_a_stationary_point_of_the_path(monkeypatch):
+    """``linear_l2="auto"`` with ``linear_init="logreg"``: with the deep branch gated off, the
+    path's training loss (class-weighted mean cross-entropy + ridge) has zero gradient at the
+    logistic regression's solution, so training does not drift from it; without the ridge
+    the data term alone pulls the weights away (separable fitting set)."""
+    from torch.nn import functional as F
+
+    from graphbrain.training.trainer import class_weights
+
+    seen = {}
+    original = Trainer.fit
+
+    def spy(self, model, train_set, val_set=None, **kw):
+        model.train()
+        batch = train_set.batch(np.arange(len(train_set)), train=True, rng=np.random.default_rng(0),
+                                device=torch.device("cpu"))
+        y = torch.as_tensor(train_set.labels)
+        w = class_weights(train_set.labels, 2, "balanced")
+        norms, auto = [], model.l2
+        for l2 in (auto, 0.0):
+            model.l2 = l2
+            model.zero_grad()
+            out = model(batch)
+            loss = F.cross_entropy(out.logits, y, weight=w) + (out.aux_loss if out.aux_loss is not None else 0)
+            loss.backward()
+            norms.append(float(model.linear.weight.grad.norm()))
+        model.l2 = auto
+        seen.update(with_ridge=norms[0], without=norms[1], l2=auto, n=len(train_set), p=model.linear.in_features)
+        return original(self, model, train_set, val_set, **kw)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    c = make_synthetic_cohort(n_subjects=40, n_rois=8, n_timepoints=60, seed=2)
+    clf = build_classifier("brainnetcnn", model_params={"linear_init": "logreg", "linear_l2": "auto",
+                                                        "linear_gate": 0.0}, train={**FAST, "epochs": 1})
+    clf.fit(c)
+    assert seen["without"] > 1e-3  # the data term alone is not stationary there
+    assert seen["with_ridge"] < 0.02 * seen["without"]
+    assert seen["l2"] == pytest.approx(1.0 / (seen["p"] * seen["n"]))
+
+
+def test_linear_l2_must_be_a_non_negative_number_or_auto():
+    from graphbrain.errors import ConfigError
+    from graphbrain.models.registry import get_model_spec
+
+    for bad in ("ridge", -1.0):
+        with pytest.raises(ConfigError, match="linear_l2 must be"):
+            get_model_spec("brainnetcnn").builder(n_rois=6, linear_l2=bad)

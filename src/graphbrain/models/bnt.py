@@ -113,7 +113,7 @@ def build_bnt(
     dropout: float = 0.1,
     linear_path: bool = True,
     linear_gate: float = 0.1,
-    linear_l2: float = 0.0,
+    linear_l2: float | str = 0.0,
     linear_init: str = "zeros",
 ) -> nn.Module:
     deep = BrainNetworkTransformer(

@@ -97,7 +97,7 @@ def build_brainnetcnn(
     slope: float = 0.33,
     linear_path: bool = True,
     linear_gate: float = 0.1,
-    linear_l2: float = 0.0,
+    linear_l2: float | str = 0.0,
     linear_init: str = "zeros",
 ) -> nn.Module:
     deep = BrainNetCNN(

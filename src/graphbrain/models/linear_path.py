@@ -21,7 +21,9 @@ the LM-GAT design), early stopping judges the combination on the inner validatio
 and after training the linear path is refitted on the whole training fold, so it is
 exactly the ``logreg`` baseline's fit (same data, same C; float32 weights).
 ``linear_l2`` adds ``l2 * ||W||^2`` to the loss (an explicit ridge on the linear path, as
-logistic regression has; AdamW's decoupled weight decay is weak at lr 1e-3).
+logistic regression has; AdamW's decoupled weight decay is weak at lr 1e-3); ``"auto"``
+(with ``linear_init="logreg"``) uses the logistic regression's own ridge, so the path is
+not pushed away from the regression's solution by the data term alone.
 
 The deep model's attention record is passed through unchanged; its auxiliary loss is
 kept. The wrapped model is ``.deep``.
@@ -48,7 +50,7 @@ class LinearPath(nn.Module):
         n_classes: int = 2,
         *,
         gate_init: float = 0.1,
-        l2: float = 0.0,
+        l2: float | str = 0.0,
         init: str = "zeros",
     ) -> None:
         super().__init__()
@@ -56,7 +58,15 @@ class LinearPath(nn.Module):
             raise ConfigError(f"linear_init must be one of {LINEAR_INITS}, got {init!r}")
         self.linear_init = init
         self.deep = deep
-        self.n_rois, self.l2, self.gate_init = n_rois, float(l2), float(gate_init)
+        self.l2_auto = isinstance(l2, str)
+        if self.l2_auto and l2 != "auto":
+            raise ConfigError(f"linear_l2 must be a number >= 0 or 'auto', got {l2!r}")
+        if not self.l2_auto and float(l2) < 0:
+            raise ConfigError(f"linear_l2 must be a number >= 0 or 'auto', got {l2!r}")
+        # "auto": set when the path is started from the logistic regression, to that
+        # regression's own ridge (see ``match_logreg_ridge``); 0 until then
+        self.n_rois, self.gate_init = n_rois, float(gate_init)
+        self.l2 = 0.0 if self.l2_auto else float(l2)
         self.linear = nn.Linear(n_rois * (n_rois - 1) // 2, n_classes)
         if init == "logreg_frozen":  # no gradient, so neither AdamW nor its weight decay moves it
             self.linear.requires_grad_(False)
@@ -76,6 +86,22 @@ class LinearPath(nn.Module):
             self.gate.fill_(self.gate_init)
         if hasattr(self.deep, "reset_parameters"):
             self.deep.reset_parameters()
+
+    def match_logreg_ridge(self, n_samples: int, c: float = 1.0) -> None:
+        """``linear_l2="auto"``: the ridge that makes this path's loss the logistic
+        regression's (``C``, balanced classes, ``n_samples``) objective per sample.
+
+        scikit-learn minimises ``||w||^2 / 2 + C sum_i w_i loss_i``; with balanced class
+        weights ``sum_i w_i = n``, so per sample that is ``mean loss + ||w||^2 / (2 C n)``.
+        Here the margin weights are ``D = W_1 - W_0`` on inputs scaled by ``1/sqrt(P)``
+        (``w = D / sqrt(P)``) and the penalty ``l2 (||W_0||^2 + ||W_1||^2)`` is smallest at
+        ``W_1 = -W_0 = D / 2``, where it is ``l2 P ||w||^2 / 2``: equal for
+        ``l2 = 1 / (P C n)``. The regression's solution is then a stationary point of the
+        path's loss (with the deep branch off), so training does not drift away from it
+        to over-fit the fitting set, which plain Adam steps on separable data do.
+        """
+        if self.l2_auto:
+            self.l2 = 1.0 / (self.linear.in_features * float(c) * max(int(n_samples), 1))
 
     def vectorise(self, fc: torch.Tensor) -> torch.Tensor:
         """``(B, R, R)`` -> ``(B, R(R-1)/2)`` upper triangle (row-major)."""
@@ -108,7 +134,7 @@ def maybe_linear_path(
     n_classes: int,
     linear_path: bool,
     linear_gate: float,
-    linear_l2: float,
+    linear_l2: float | str,
     linear_init: str = "zeros",
 ) -> nn.Module:
     """``deep`` wrapped in :class:`LinearPath` when ``linear_path`` is true."""

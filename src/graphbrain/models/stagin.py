@@ -246,7 +246,7 @@ def build_stagin(
     node_features: str = "window_fc",
     linear_path: bool = True,
     linear_gate: float = 0.1,
-    linear_l2: float = 0.0,
+    linear_l2: float | str = 0.0,
     linear_init: str = "zeros",
 ) -> nn.Module:
     deep = STAGIN(

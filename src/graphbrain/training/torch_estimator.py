@@ -354,12 +354,16 @@ class TorchClassifier(CohortClassifier):
         with torch.no_grad():
             model.linear.weight.zero_()  # type: ignore[union-attr]
             model.linear.bias.zero_()  # type: ignore[union-attr]
-            if coef.shape[0] == 1:  # binary: class-1 logit minus class-0 logit
-                model.linear.weight[1] = coef[0]  # type: ignore[index,union-attr]
-                model.linear.bias[1] = icpt[0]  # type: ignore[index,union-attr]
+            if coef.shape[0] == 1:  # binary: class-1 logit minus class-0 logit, split evenly
+                # (the split is where a ridge on both rows is smallest for this margin)
+                model.linear.weight[1] = coef[0] / 2  # type: ignore[index,union-attr]
+                model.linear.weight[0] = -coef[0] / 2  # type: ignore[index,union-attr]
+                model.linear.bias[1] = icpt[0] / 2  # type: ignore[index,union-attr]
+                model.linear.bias[0] = -icpt[0] / 2  # type: ignore[index,union-attr]
             else:
                 model.linear.weight.copy_(coef)  # type: ignore[union-attr]
                 model.linear.bias.copy_(icpt)  # type: ignore[union-attr]
+        model.match_logreg_ridge(len(y), c=1.0)  # type: ignore[operator]  # linear_l2="auto"
 
     def _check_fitted(self) -> torch.nn.Module:
         if self.model is None:
