@@ -173,6 +173,14 @@ def _find_order(fr: np.ndarray, hb: int) -> np.ndarray:
     return o1[np.sort((key << lb) | np.arange(n, dtype=np.int64)) & ((1 << lb) - 1)]
 
 
+def _dict_encoded(col: Any) -> Any:
+    """A string column as a DictionaryArray (as the CSV reader already gives it, or encoded)."""
+    pa, pc, _ = _pa()
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    return col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(col)
+
+
 def _bucket_order(bucket: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Stable order grouping rows by bucket number (< ``k`` <= 256) and the group bounds: the
     bucket numbers as uint8 make numpy's stable sort a radix sort (O(n), ~6x faster than on
@@ -267,25 +275,20 @@ class _RecSpill:
 
 def _prefix24(arr: Any) -> np.ndarray:
     """The first three UTF-8 bytes of each string as an integer (zero-padded): monotone in the
-    string order, so ranges of it are ranges of sorted strings."""
-    pa, _, _ = _pa()
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    n = len(arr)
-    if not n:
+    string order, so ranges of it are ranges of sorted strings. Read as one unaligned 32-bit
+    big-endian word per string (a strided view of the bytes), masked to the string's length."""
+    off, data = _str_bytes(arr)
+    n = len(off) - 1
+    if n <= 0:
         return np.zeros(0, np.int64)
-    bufs = arr.buffers()
-    odt = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    off = np.frombuffer(bufs[1], dtype=odt, count=n + 1, offset=arr.offset * np.dtype(odt).itemsize).astype(np.int64)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and bufs[2].size else np.zeros(1, np.uint8)
-    start, ln = off[:-1], off[1:] - off[:-1]
-    out = np.zeros(n, np.int64)
-    for b in range(3):
-        has = ln > b
-        v = np.zeros(n, np.int64)
-        v[has] = data[start[has] + b]
-        out = out * 256 + v
-    return out
+    buf = np.zeros(len(data) + 8, dtype=np.uint8)
+    buf[: len(data)] = data
+    win = np.ndarray((len(data) + 1,), dtype=">u4", buffer=buf, strides=(1,))
+    w = win[off[:-1]].astype(np.int64) >> 8
+    return w & _MASK24[np.minimum(off[1:] - off[:-1], 3)]
+
+
+_MASK24 = np.array([0, 0xFF0000, 0xFFFF00, 0xFFFFFF], dtype=np.int64)
 
 
 def _splitters(sample_keys: Any, k: int) -> np.ndarray:
@@ -787,7 +790,8 @@ def _build(
                 rseq = 0
                 nb = 0
                 isa_code = None
-                for b in iter_rrf_batches(rel_path, layout["MRREL.RRF"], rkeep, on_error=on_error, stats=stats):
+                for b in iter_rrf_batches(rel_path, layout["MRREL.RRF"], rkeep, on_error=on_error, stats=stats,
+                                          dictionary=("REL", "RELA", "SAB")):
                     n = b.num_rows
                     c1s, c2s = b.column("CUI1"), b.column("CUI2")
                     c1, ok1 = _cui_parse(c1s)
@@ -819,18 +823,17 @@ def _build(
                     if not len(sel):
                         continue
                     i1, i2 = c1[sel], c2[sel]  # CUI numbers: mapped to concepts per bucket (phase 5)
-                    # REL and RELA dictionary-encoded once per block: one Python step per distinct pair
-                    erel = pc.dictionary_encode(b.column("REL"))
-                    erela = pc.dictionary_encode(b.column("RELA"))
+                    # REL and RELA dictionary-encoded by the CSV reader: one Python step per distinct
+                    # pair present in the block, then a look-up table
+                    erel, erela = _dict_encoded(b.column("REL")), _dict_encoded(b.column("RELA"))
                     nrela = len(erela.dictionary)
                     pair = erel.indices.to_numpy(zero_copy_only=False)[sel].astype(np.int64) * nrela + erela.indices.to_numpy(zero_copy_only=False)[sel]
-                    up, inv = np.unique(pair, return_inverse=True)
                     rels, relas = erel.dictionary.to_pylist(), erela.dictionary.to_pylist()
                     if isa_code is None:
                         isa_code = rel_names.setdefault("is_a", len(rel_names))
-                    lut_r = np.empty(len(up), dtype=np.int16)
-                    lut_p = np.empty(len(up), dtype=bool)
-                    for j, pcode in enumerate(up.tolist()):
+                    lut_r = np.zeros(max(len(rels) * nrela, 1), dtype=np.int16)
+                    lut_p = np.zeros(max(len(rels) * nrela, 1), dtype=bool)
+                    for pcode in np.flatnonzero(np.bincount(pair, minlength=len(lut_r))).tolist():
                         rl, ra = rels[pcode // nrela], relas[pcode % nrela]
                         key = (rl, ra)
                         if key not in name_cache:
@@ -840,16 +843,16 @@ def _build(
                             name_cache[key] = (nm, p_, p_ or c_)
                         nm, p_, isa_ = name_cache[key]
                         code_ = rel_names.setdefault(nm, len(rel_names))
-                        lut_r[j] = isa_code if isa_ else code_
-                        lut_p[j] = p_
+                        lut_r[pcode] = isa_code if isa_ else code_
+                        lut_p[pcode] = p_
                     if len(rel_names) > np.iinfo(np.int16).max:
                         raise DataError(f"more than {np.iinfo(np.int16).max} distinct relation types", reason="too_many")
-                    rcode, par = lut_r[inv], lut_p[inv]
-                    esab = pc.dictionary_encode(b.column("SAB"))
+                    rcode, par = lut_r[pair], lut_p[pair]
+                    esab = _dict_encoded(b.column("SAB"))
                     sidx = esab.indices.to_numpy(zero_copy_only=False)[sel]
                     sabs_d = esab.dictionary.to_pylist()
                     lut_s = np.zeros(len(sabs_d), dtype=np.int16)
-                    for j in np.unique(sidx).tolist():
+                    for j in np.flatnonzero(np.bincount(sidx, minlength=len(sabs_d))).tolist():
                         v = sabs_d[j]
                         if v not in src_cache:
                             src_cache[v] = normalise_source(v)
@@ -912,9 +915,10 @@ def _build(
             if pi:
                 si, sc = np.concatenate(pi), np.concatenate(pt)
                 tuirank = np.argsort(np.argsort([s[0] for s in sty_list], kind="stable"), kind="stable")
-                pairs = np.unique(np.stack([si.astype(np.int64), tuirank[sc].astype(np.int64), sc.astype(np.int64)], 1), axis=0)
-                sty_ptr = _ptr(pairs[:, 0], n_con)
-                sty_codes = pairs[:, 2].astype(np.int16)
+                # distinct (concept, TUI rank, type) triples in that order, packed into one integer
+                pairs = np.unique((si.astype(np.int64) << 32) | (tuirank[sc].astype(np.int64) << 16) | sc.astype(np.int64))
+                sty_ptr = _ptr(pairs >> 32, n_con)
+                sty_codes = (pairs & 0xFFFF).astype(np.int16)
                 del pairs, si, sc
         _save(out / "sty_ptr.npy", sty_ptr)
         _save(out / "sty.npy", sty_codes)
