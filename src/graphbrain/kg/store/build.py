@@ -218,7 +218,7 @@ class _Spill:
             self.write(0, table)
             return
         order, cuts = _bucket_order(bucket, self.k)
-        t = table.take(self.pa.array(order))
+        t = table.take(_np_to_arrow(order))
         for i in range(self.k):
             if cuts[i + 1] > cuts[i]:
                 self.write(i, t.slice(int(cuts[i]), int(cuts[i + 1] - cuts[i])))
@@ -430,7 +430,7 @@ def _map_unique(values: Any, fn: Any, cache: dict[str, Any]) -> Any:
         if v not in cache:
             cache[v] = fn(v)
         out.append(cache[v])
-    return pa.array(out, pa.string()).take(enc.indices)
+    return _str_array(out).take(enc.indices)
 
 
 def _str_bytes(arr: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -488,6 +488,59 @@ def _np_to_arrow(a: np.ndarray) -> Any:
     return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [None, pa.py_buffer(a)])
 
 
+_NP_DT = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64, "uint8": np.uint8,
+          "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64, "float": np.float32,
+          "double": np.float64}
+
+
+def _np(arr: Any) -> np.ndarray:
+    """An Arrow array of numbers or booleans without nulls as numpy (a view where possible),
+    without ``to_numpy`` (which imports pandas on first use: ~0.6 s of CPU per build)."""
+    pa, _, _ = _pa()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    n, t = len(arr), arr.type
+    if arr.null_count == 0:
+        if pa.types.is_boolean(t):
+            if not n:
+                return np.zeros(0, dtype=bool)
+            bits = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
+            return np.unpackbits(bits, count=arr.offset + n, bitorder="little")[arr.offset:].astype(bool)
+        dt = _NP_DT.get(str(t))
+        if dt is not None:
+            if not n:
+                return np.zeros(0, dtype=dt)
+            return np.frombuffer(arr.buffers()[1], dtype=dt, count=n, offset=arr.offset * np.dtype(dt).itemsize)
+    return arr.to_numpy(zero_copy_only=False)  # pragma: no cover - not used for such columns
+
+
+def _str_array(strs: list[str]) -> Any:
+    """A short Python list of strings as an Arrow string array (no pandas import)."""
+    pa, _, _ = _pa()
+    enc = [v.encode("utf-8") for v in strs]
+    off = np.zeros(len(enc) + 1, dtype=np.int32)
+    if enc:
+        np.cumsum([len(e) for e in enc], out=off[1:])
+    return pa.Array.from_buffers(pa.string(), len(enc), [None, pa.py_buffer(off), pa.py_buffer(b"".join(enc))])
+
+
+def _empty_strings(n: int) -> Any:
+    pa, _, _ = _pa()
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.zeros(n + 1, dtype=np.int32)), pa.py_buffer(b"")])
+
+
+_SCALARS: dict[Any, Any] = {}
+
+
+def _S(v: str | int) -> Any:
+    """An Arrow scalar for a compute-function argument (a Python literal there would be
+    converted through ``pa.scalar``, which imports pandas)."""
+    if v not in _SCALARS:
+        a = _str_array([v]) if isinstance(v, str) else _np_to_arrow(np.array([v], dtype=np.int32))
+        _SCALARS[v] = a[0]
+    return _SCALARS[v]
+
+
 def _lower(arr: Any) -> tuple[Any, bool]:
     """``utf8_lower`` of a string array (``ascii_lower``, ~30x faster, when every byte is ASCII:
     the same result there) and whether it was all ASCII."""
@@ -520,14 +573,14 @@ def _singular_words(words: Any) -> Any:
     """:func:`graphbrain.kg.lookup._singular` of each word, vectorised."""
     _, pc, _ = _pa()
     ln = pc.utf8_length(words)
-    ies = pc.and_(pc.ends_with(words, "ies"), pc.greater(ln, 4))
+    ies = pc.and_(pc.ends_with(words, "ies"), pc.greater(ln, _S(4)))
     plural = pc.and_(
-        pc.and_(pc.ends_with(words, "s"), pc.greater(ln, 3)),
+        pc.and_(pc.ends_with(words, "s"), pc.greater(ln, _S(3))),
         pc.invert(pc.or_(pc.or_(pc.ends_with(words, "ss"), pc.ends_with(words, "us")), pc.ends_with(words, "is"))),
     )
     return pc.if_else(
         ies,
-        pc.binary_join_element_wise(pc.utf8_slice_codeunits(words, 0, -3), "y", ""),
+        pc.binary_join_element_wise(pc.utf8_slice_codeunits(words, 0, -3), _S("y"), _S("")),
         pc.if_else(plural, pc.utf8_slice_codeunits(words, 0, -1), words),
     )
 
@@ -558,7 +611,7 @@ def _fold_tokens(labels: Any) -> tuple[Any, np.ndarray]:
     # or ' ', which both splitters treat alike
     sp = pc.ascii_split_whitespace(toks) if ascii_ else pc.utf8_split_whitespace(toks)
     flat = pc.list_flatten(sp)
-    rows = pc.list_parent_indices(sp).to_numpy()
+    rows = _np(pc.list_parent_indices(sp))
     off, _ = _str_bytes(flat)
     empty = off[1:] == off[:-1]
     if empty.any():  # the splitter's empty words at leading / trailing white space (str.split has none)
@@ -594,10 +647,10 @@ def _cui_parse(col: Any) -> tuple[np.ndarray, np.ndarray]:
             v = (v * np.uint64(100) + (v >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
             v = (v * np.uint64(10000) + (v >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
             return np.where(ok, v, 0).astype(np.int32), ok
-    ok = pc.match_substring_regex(col, _CUI_RE).to_numpy(zero_copy_only=False)
+    ok = _np(pc.match_substring_regex(col, _CUI_RE))
     val = np.zeros(n, dtype=np.int32)
     if ok.any():
-        val[ok] = pc.cast(pc.utf8_slice_codeunits(col.filter(pa.array(ok)), 1), pa.int32()).to_numpy()
+        val[ok] = _np(pc.cast(pc.utf8_slice_codeunits(col.filter(_np_to_arrow(ok)), 1), pa.int32()))
     return val, ok
 
 
@@ -610,10 +663,10 @@ def _str_rank(col: Any) -> tuple[np.ndarray, Any]:
         col = col.combine_chunks()
     enc = pc.dictionary_encode(col)
     d = enc.dictionary
-    o = pc.sort_indices(d).to_numpy()
+    o = _np(pc.sort_indices(d))
     r = np.empty(len(d), dtype=np.int64)
     r[o] = np.arange(len(d), dtype=np.int64)
-    return r[enc.indices.to_numpy(zero_copy_only=False)], d.take(pa.array(o))
+    return r[_np(enc.indices)], d.take(_np_to_arrow(o))
 
 
 _LOW40 = (1 << 40) - 1
@@ -635,15 +688,15 @@ def _sorted_distinct(i: np.ndarray, strs: Any) -> tuple[np.ndarray, Any]:
     """Distinct (i, string) pairs sorted by i then string: one sort, then adjacent
     duplicates dropped (no hash table)."""
     pa, pc, _ = _pa()
-    t = pa.table({"i": i, "s": strs})
+    t = pa.table({"i": _np_to_arrow(np.ascontiguousarray(i)), "s": strs})
     t = t.take(_order(t, ["i", "s"]))
-    si, ss = t.column("i").to_numpy(), t.column("s").combine_chunks()
+    si, ss = _np(t.column("i")), t.column("s").combine_chunks()
     if len(si) > 1:
         dup = np.zeros(len(si), dtype=bool)
-        dup[1:] = (si[1:] == si[:-1]) & pc.equal(ss.slice(1), ss.slice(0, len(ss) - 1)).to_numpy(zero_copy_only=False)
+        dup[1:] = (si[1:] == si[:-1]) & _np(pc.equal(ss.slice(1), ss.slice(0, len(ss) - 1)))
         if dup.any():
             keep = ~dup
-            si, ss = si[keep], ss.filter(pa.array(keep))
+            si, ss = si[keep], ss.filter(_np_to_arrow(keep))
     return si, ss
 
 
@@ -750,10 +803,10 @@ def _build(
     pa, pc, _ = _pa()
     conso_path = meta_dir / "MRCONSO.RRF"
     layout = read_mrfiles(meta_dir)
-    langs = None if languages is None else pa.array(sorted({x.upper() for x in languages}))
+    langs = None if languages is None else _str_array(sorted({x.upper() for x in languages}))
     sabs = None if sources is None else {s.upper() for s in sources}
-    sab_set = None if sabs is None else pa.array(sorted(sabs))
-    supp = pa.array(sorted(SUPPRESSED))
+    sab_set = None if sabs is None else _str_array(sorted(sabs))
+    supp = _str_array(sorted(SUPPRESSED))
     stats: Counter[str] = Counter()
     bar = _bar(progress)
     pool = pa.default_memory_pool()
@@ -808,11 +861,11 @@ def _build(
                         stats["MRREL.RRF:malformed"] += bad
                     rseq += n
                     if sab_set is not None:
-                        m2 = pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set).to_numpy(zero_copy_only=False)
+                        m2 = _np(pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set))
                         stats["MRREL.RRF:filtered_source"] += int((mask & ~m2).sum())
                         mask &= m2
                     if not include_suppressed:
-                        m2 = ~pc.is_in(b.column("SUPPRESS"), value_set=supp).to_numpy(zero_copy_only=False)
+                        m2 = ~_np(pc.is_in(b.column("SUPPRESS"), value_set=supp))
                         stats["MRREL.RRF:filtered_suppressed"] += int((mask & ~m2).sum())
                         mask &= m2
                     loop = c1 == c2
@@ -827,7 +880,7 @@ def _build(
                     # pair present in the block, then a look-up table
                     erel, erela = _dict_encoded(b.column("REL")), _dict_encoded(b.column("RELA"))
                     nrela = len(erela.dictionary)
-                    pair = erel.indices.to_numpy(zero_copy_only=False)[sel].astype(np.int64) * nrela + erela.indices.to_numpy(zero_copy_only=False)[sel]
+                    pair = _np(erel.indices)[sel].astype(np.int64) * nrela + _np(erela.indices)[sel]
                     rels, relas = erel.dictionary.to_pylist(), erela.dictionary.to_pylist()
                     if isa_code is None:
                         isa_code = rel_names.setdefault("is_a", len(rel_names))
@@ -849,7 +902,7 @@ def _build(
                         raise DataError(f"more than {np.iinfo(np.int16).max} distinct relation types", reason="too_many")
                     rcode, par = lut_r[pair], lut_p[pair]
                     esab = _dict_encoded(b.column("SAB"))
-                    sidx = esab.indices.to_numpy(zero_copy_only=False)[sel]
+                    sidx = _np(esab.indices)[sel]
                     sabs_d = esab.dictionary.to_pylist()
                     lut_s = np.zeros(len(sabs_d), dtype=np.int16)
                     for j in np.flatnonzero(np.bincount(sidx, minlength=len(sabs_d))).tolist():
@@ -894,7 +947,7 @@ def _build(
             sty_index: dict[tuple[str, str, str], int] = {}
             for b in iter_rrf_batches(sty_path, layout["MRSTY.RRF"], ["CUI", "TUI", "STN", "STY"], on_error=on_error, stats=stats):
                 snum, sok = _cui_parse(b.column("CUI"))
-                b = b.filter(pa.array(sok))
+                b = b.filter(_np_to_arrow(sok))
                 if not b.num_rows:
                     continue
                 c = snum[sok]
@@ -902,15 +955,15 @@ def _build(
                 rows = np.flatnonzero(ucui[j] == c)
                 if not len(rows):
                     continue
-                sel = b.take(pa.array(rows))
-                key = pc.binary_join_element_wise(sel.column("TUI"), sel.column("STY"), sel.column("STN"), "\x1f")
+                sel = b.take(_np_to_arrow(rows))
+                key = pc.binary_join_element_wise(sel.column("TUI"), sel.column("STY"), sel.column("STN"), _S("\x1f"))
                 enc = pc.dictionary_encode(key)
                 lut = []
                 for v in enc.dictionary.to_pylist():
                     tui, sty, stn = v.split("\x1f")
                     lut.append(sty_index.setdefault((tui, sty, stn), len(sty_index)))
                 pi.append(j[rows].astype(np.int32))
-                pt.append(np.asarray(lut, dtype=np.int16)[enc.indices.to_numpy(zero_copy_only=False)])
+                pt.append(np.asarray(lut, dtype=np.int16)[_np(enc.indices)])
             sty_list = list(sty_index)
             if pi:
                 si, sc = np.concatenate(pi), np.concatenate(pt)
@@ -1157,7 +1210,7 @@ def _build(
             n = b.num_rows
             cui = b.column("CUI")
             cnum, okn = _cui_parse(cui)
-            ok = pa.array(okn)
+            ok = _np_to_arrow(okn)
             bad = n - int(okn.sum())
             if bad:
                 if on_error != "skip":
@@ -1186,15 +1239,15 @@ def _build(
             bar.update(n)
             if not f.num_rows:
                 continue
-            c = cnum[mask.to_numpy(zero_copy_only=False)]
+            c = cnum[_np(mask)]
             rank = (
-                pc.equal(f.column("TS"), "P").to_numpy(zero_copy_only=False).astype(np.int8) * 4
-                + pc.equal(f.column("STT"), "PF").to_numpy(zero_copy_only=False).astype(np.int8) * 2
-                + pc.equal(f.column("ISPREF"), "Y").to_numpy(zero_copy_only=False).astype(np.int8)
+                _np(pc.equal(f.column("TS"), _S("P"))).astype(np.int8) * 4
+                + _np(pc.equal(f.column("STT"), _S("PF"))).astype(np.int8) * 2
+                + _np(pc.equal(f.column("ISPREF"), _S("Y"))).astype(np.int8)
             )
-            t = pa.table([pa.array(c), pa.array(rank), f.column("STR"), f.column("SAB"), f.column("CODE")], schema=conso_schema)
+            t = pa.table([_np_to_arrow(c), _np_to_arrow(rank), f.column("STR"), f.column("SAB"), f.column("CODE")], schema=conso_schema)
             conso_spill.write_split((c.astype(np.int64) * k_con) // 10_000_000, t)
-            sample.append(t.select(["str", "sab", "code"]).take(pa.array(np.arange(0, t.num_rows, step))))
+            sample.append(t.select(["str", "sab", "code"]).take(_np_to_arrow(np.arange(0, t.num_rows, step))))
         conso_spill.close_writers()
         n_kept = stats["MRCONSO.RRF:kept"]
         if not n_kept:
@@ -1209,7 +1262,7 @@ def _build(
             ph.start("MRDEF read + spill by CUI range")
             for b in iter_rrf_batches(def_path, layout["MRDEF.RRF"], ["CUI", "SAB", "DEF", "SUPPRESS"], on_error=on_error, stats=stats):
                 dnum, dok = _cui_parse(b.column("CUI"))
-                m = pa.array(dok)
+                m = _np_to_arrow(dok)
                 if sab_set is not None:
                     m = pc.and_(m, pc.is_in(pc.utf8_upper(b.column("SAB")), value_set=sab_set))
                 if not include_suppressed:
@@ -1217,8 +1270,8 @@ def _build(
                 b = b.filter(m)
                 if not b.num_rows:
                     continue
-                c = dnum[m.to_numpy(zero_copy_only=False)]
-                def_spill.write_split((c.astype(np.int64) * k_con) // 10_000_000, pa.table([pa.array(c), b.column("DEF")], schema=def_schema))
+                c = dnum[_np(m)]
+                def_spill.write_split((c.astype(np.int64) * k_con) // 10_000_000, pa.table([_np_to_arrow(c), b.column("DEF")], schema=def_schema))
         def_spill.close_writers()
 
         # key ranges of the string tables from the sample of kept rows
@@ -1227,7 +1280,7 @@ def _build(
         k_lab = _n_buckets(n_kept, bucket_rows, buckets)
         k_tok = _n_buckets(4 * n_kept, 4 * bucket_rows, buckets)
         s_nsab = _map_unique(smp.column("sab"), normalise_source, {})
-        s_x = pc.utf8_lower(pc.binary_join_element_wise(s_nsab, smp.column("code"), ":"))
+        s_x = pc.utf8_lower(pc.binary_join_element_wise(s_nsab, smp.column("code"), _S(":")))
         split_lab = _splitters(_normalise_labels(smp.column("str")), k_lab)
         split_tok = _splitters(_fold_tokens(smp.column("str"))[0], k_tok)
         split_code = _splitters(s_x, k_lab)
@@ -1255,59 +1308,59 @@ def _build(
             d = def_spill.read(k)
             if not t.num_rows:
                 continue
-            cui = t.column("cui").to_numpy()
+            cui = _np(t.column("cui"))
             ucui = np.unique(cui)
             nk = len(ucui)
             idx = np.searchsorted(ucui, cui).astype(np.int32)
-            rank = t.column("rank").to_numpy()
+            rank = _np(t.column("rank"))
             strs = t.column("str").combine_chunks()
             # preferred name: best (TS=P, STT=PF, ISPREF=Y), first row among equals
             order = np.lexsort((np.arange(len(idx)), -rank.astype(np.int16), idx))
             first = np.ones(len(order), dtype=bool)
             first[1:] = idx[order][1:] != idx[order][:-1]
-            names = strs.take(pa.array(order[first]))
+            names = strs.take(_np_to_arrow(order[first]))
             del order, first, rank, cui
             # synonyms: distinct strings per concept, minus the name and the empty string
             gi, gs = _sorted_distinct(idx, strs)  # distinct (concept, string), sorted
-            keep_syn = pc.and_(pc.not_equal(gs, names.take(pa.array(gi))), pc.not_equal(gs, ""))
-            syn = pa.table({"i": gi.astype(np.int32), "s": gs}).filter(keep_syn)
+            keep_syn = pc.and_(pc.not_equal(gs, names.take(_np_to_arrow(gi))), pc.not_equal(gs, _S("")))
+            syn = pa.table({"i": _np_to_arrow(gi.astype(np.int32)), "s": gs}).filter(keep_syn)
             del gi, gs
-            syn_i = syn.column("i").to_numpy()
+            syn_i = _np(syn.column("i"))
             syn_cnt.append(np.bincount(syn_i, minlength=nk))
             w_syn.append(pa.table({"s": syn.column("s")}))
             # cross-references SAB:CODE (code neither empty nor NOCODE)
             code = t.column("code").combine_chunks()
-            hidx = pa.array(np.flatnonzero(pc.and_(pc.not_equal(code, ""), pc.not_equal(code, "NOCODE")).to_numpy(zero_copy_only=False)))
+            hidx = _np_to_arrow(np.flatnonzero(_np(pc.and_(pc.not_equal(code, _S("")), pc.not_equal(code, _S("NOCODE"))))))
             nsab = _map_unique(t.column("sab").take(hidx), normalise_source, src_cache)
-            xref = pc.binary_join_element_wise(nsab, code.take(hidx), ":")
-            xi, xs_ = _sorted_distinct(idx[hidx.to_numpy()], xref)
-            xt = pa.table({"i": xi.astype(np.int32), "x": xs_})
+            xref = pc.binary_join_element_wise(nsab, code.take(hidx), _S(":"))
+            xi, xs_ = _sorted_distinct(idx[_np(hidx)], xref)
+            xt = pa.table({"i": _np_to_arrow(xi.astype(np.int32)), "x": xs_})
             del xi, xs_
-            x_i = xt.column("i").to_numpy()
+            x_i = _np(xt.column("i"))
             x_cnt.append(np.bincount(x_i, minlength=nk))
             w_xref.append(pa.table({"x": xt.column("x")}))
             # definitions: first kept MRDEF row per concept
-            defs = pa.array([""] * nk, pa.string())
+            defs = _empty_strings(nk)
             if d.num_rows:
-                dc = d.column("cui").to_numpy()
+                dc = _np(d.column("cui"))
                 j = np.minimum(np.searchsorted(ucui, dc), nk - 1)
                 inside = np.flatnonzero(ucui[j] == dc)
                 if len(inside):
                     uj, pos = np.unique(j[inside], return_index=True)
                     src_rows = np.full(nk, len(inside), dtype=np.int64)
                     src_rows[uj] = pos
-                    cand = pa.concat_arrays([d.column("def").take(pa.array(inside)).combine_chunks(), pa.array([""], pa.string())])
-                    defs = cand.take(pa.array(src_rows))
+                    cand = pa.concat_arrays([d.column("def").take(_np_to_arrow(inside)).combine_chunks(), _empty_strings(1)])
+                    defs = cand.take(_np_to_arrow(src_rows))
             w_con.append(pa.table({"name": names, "definition": defs}))
             # label rows (names and synonyms) and code rows, spilled by key range
             label = pa.concat_arrays([names, syn.column("s").combine_chunks()])
             concept = np.concatenate([np.arange(nk, dtype=np.int32), syn_i.astype(np.int32)]) + np.int32(n_con)
             kind = np.concatenate([np.zeros(nk, np.int8), np.ones(len(syn_i), np.int8)])
             norm = _normalise_labels(label)
-            lab_spill.write_split(_range_bucket(norm, split_lab), pa.table([norm, label, pa.array(concept), pa.array(kind)], schema=lab_schema))
+            lab_spill.write_split(_range_bucket(norm, split_lab), pa.table([norm, label, _np_to_arrow(concept), _np_to_arrow(kind)], schema=lab_schema))
             xs = xt.column("x").combine_chunks()
             xl = pc.utf8_lower(xs)
-            xc = pa.array(x_i.astype(np.int32) + np.int32(n_con))
+            xc = _np_to_arrow(x_i.astype(np.int32) + np.int32(n_con))
             code_spill.write_split(_range_bucket(xl, split_code), pa.table([xl, xc, xs], schema=code_schema))
             bare = pc.replace_substring_regex(xl, pattern=r"^[^:]*:", replacement="", max_replacements=1)
             bare_spill.write_split(_range_bucket(bare, split_bare), pa.table([bare, xc, xs], schema=code_schema))
@@ -1342,7 +1395,7 @@ def _build(
             t = t.take(_order(t, ["norm", "concept", "kind", "label"]))
             w_lab.append(t)
             stem, rows = _fold_tokens(t.column("label"))
-            tt = pa.table([stem, pa.array(rows.astype(np.int64) + r0)], schema=tok_schema)  # de-duplicated when sorted
+            tt = pa.table([stem, _np_to_arrow(rows.astype(np.int64) + r0)], schema=tok_schema)  # de-duplicated when sorted
             tok_spill.write_split(_range_bucket(stem, split_tok), tt)
             r0 += t.num_rows
             del t, tt, stem, rows
@@ -1354,8 +1407,8 @@ def _build(
             t = tok_spill.read(k)
             if t.num_rows:
                 trank, tdict = _str_rank(t.column("token"))
-                tr, row = _unique_pairs(trank, t.column("row").to_numpy())
-                w_tok.append(pa.table([tdict.take(pa.array(tr)), pa.array(row)], schema=tok_schema))
+                tr, row = _unique_pairs(trank, _np(t.column("row")))
+                w_tok.append(pa.table([tdict.take(_np_to_arrow(tr)), _np_to_arrow(row)], schema=tok_schema))
                 del trank, tdict, tr, row
             del t
             _release(pool)
