@@ -117,7 +117,8 @@ class _NpyAppender:
 
 
 class _ArrowAppender:
-    """An Arrow IPC file written in record batches of about ``rows`` rows."""
+    """An Arrow IPC file written in record batches of exactly ``rows`` rows (the last one
+    shorter): the file's bytes depend on its rows, not on how they were appended."""
 
     def __init__(self, path: Path, schema: Any, rows: int) -> None:
         pa, _, _ = _pa()
@@ -134,13 +135,18 @@ class _ArrowAppender:
         self.nbuf += table.num_rows
         self.n += table.num_rows
         if self.nbuf >= self.rows:
-            self._flush()
+            self._flush(final=False)
 
-    def _flush(self) -> None:
-        if self.buf:
-            t = self.pa.concat_tables(self.buf).combine_chunks()
-            self.writer.write_batch(t.to_batches(max_chunksize=t.num_rows)[0])
-        self.buf, self.nbuf = [], 0
+    def _flush(self, final: bool = True) -> None:
+        if not self.buf:
+            return
+        t = self.pa.concat_tables(self.buf).combine_chunks()
+        full = t.num_rows if final else (t.num_rows // self.rows) * self.rows
+        for s in range(0, full, self.rows):
+            piece = t.slice(s, min(self.rows, full - s)).combine_chunks()
+            self.writer.write_batch(piece.to_batches(max_chunksize=piece.num_rows)[0])
+        rest = t.slice(full)
+        self.buf, self.nbuf = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
 
     def close(self) -> None:
         self._flush()
@@ -273,37 +279,22 @@ class _RecSpill:
         return rec
 
 
-def _prefix24(arr: Any) -> np.ndarray:
-    """The first three UTF-8 bytes of each string as an integer (zero-padded): monotone in the
-    string order, so ranges of it are ranges of sorted strings. Read as one unaligned 32-bit
-    big-endian word per string (a strided view of the bytes), masked to the string's length."""
-    off, data = _str_bytes(arr)
-    n = len(off) - 1
-    if n <= 0:
-        return np.zeros(0, np.int64)
-    buf = np.zeros(len(data) + 8, dtype=np.uint8)
-    buf[: len(data)] = data
-    win = np.ndarray((len(data) + 1,), dtype=">u4", buffer=buf, strides=(1,))
-    w = win[off[:-1]].astype(np.int64) >> 8
-    return w & _MASK24[np.minimum(off[1:] - off[:-1], 3)]
-
-
-_MASK24 = np.array([0, 0xFF0000, 0xFFFF00, 0xFFFFFF], dtype=np.int64)
-
-
 def _splitters(sample_keys: Any, k: int) -> np.ndarray:
-    """``k - 1`` (or fewer, distinct) prefix splitters at the sample quantiles."""
+    """``k - 1`` (or fewer, distinct) key splitters at the sample quantiles: the first eight
+    bytes of the keys (:func:`_prefix64`, monotone in the string order, so a bucket is a key
+    range and the sorted buckets concatenated are the sorted table; eight bytes rather than
+    three keep buckets near their target size when many keys share a first word)."""
     if k <= 1:
-        return np.zeros(0, np.int64)
-    p = np.sort(_prefix24(sample_keys))
+        return np.zeros(0, np.uint64)
+    p = np.sort(_prefix64(sample_keys))
     if not len(p):
-        return np.zeros(0, np.int64)
+        return np.zeros(0, np.uint64)
     q = p[(np.arange(1, k) * len(p)) // k]
     return np.unique(q)
 
 
 def _range_bucket(keys: Any, splits: np.ndarray) -> np.ndarray:
-    return np.searchsorted(splits, _prefix24(keys), side="right")
+    return np.searchsorted(splits, _prefix64(keys), side="right")
 
 
 def _groups(sizes: list[int], target: int) -> list[list[int]]:
