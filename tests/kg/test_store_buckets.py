@@ -57,7 +57,9 @@ def builds(tmp_path_factory):
     root = meta.parent
     one = build_store(meta, root / "one", buckets=1, bucket_rows=10**9)
     many = build_store(meta, root / "many", buckets=13, bucket_rows=10**9)
-    small = build_store(meta, root / "small", bucket_rows=60)  # sizes -> many buckets, many batches
+    with pytest.MonkeyPatch.context() as mp:  # small output batches: readers index across many
+        mp.setattr("graphbrain.kg.store.build.BATCH_ROWS", 50)
+        small = build_store(meta, root / "small", bucket_rows=60)  # sizes -> many buckets
     # the relation side in its own thread (default) or after the concept side: same bytes
     build_store(meta, root / "sequential", bucket_rows=60, concurrent=False)
     return meta, root, one, many, small
@@ -84,6 +86,17 @@ def test_bucketed_store_equals_one_bucket_store(builds, other):
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
         else:
             assert a[k] == b[k], k
+
+
+def test_store_bytes_do_not_depend_on_buckets_or_threads(builds):
+    """Every file but meta.json (which records timings and bucket counts) has the same bytes
+    whatever the bucket size or count and whether the relation side ran in its own thread."""
+    _, root, *_ = builds
+    files = sorted(p.relative_to(root / "one") for p in (root / "one").rglob("*") if p.is_file() and p.name != "meta.json")
+    assert len(files) > 20
+    for other in ("many", "sequential"):
+        for f in files:
+            assert (root / other / f).read_bytes() == (root / "one" / f).read_bytes(), (other, f)
 
 
 def test_bucketed_store_answers_as_read_rrf(builds):

@@ -71,7 +71,10 @@ _IN = np.dtype([("t", "<i4"), ("r", "<i2"), ("h", "<i4"), ("e", "<i8")])
 _FIND = np.dtype([("f", "<i4"), ("d", "<i4"), ("e", "<i4"), ("g", "<i1")])
 _CUI_RE = r"^C\d{7}$"
 #: default rows per spill bucket: memory per bucket phase is a few hundred bytes per row
-BUCKET_ROWS = 250_000
+BUCKET_ROWS = 150_000
+#: rows per record batch of the output Arrow files (fixed: the store's bytes do not depend on
+#: the bucket size)
+BATCH_ROWS = 250_000
 _MAX_BUCKETS = 256
 _SAMPLE = 100_000
 
@@ -766,7 +769,7 @@ def build_store(
     """Stream the RRF files of ``meta_dir`` into a store folder ``out_dir``; returns the stats.
 
     Filters as in :func:`~graphbrain.kg.readers.rrf.read_rrf`. ``bucket_rows``: rows per
-    spill bucket, which sets peak memory (default 250k: about 0.5 GB peak whatever the
+    spill bucket, which sets peak memory (default 150k: about 0.6 GB peak whatever the
     release size); ``buckets``: force this number of buckets in every spilled phase (tests use it to
     check that bucketing neither loses nor duplicates a row). The result does not depend on
     either. ``concurrent``: run the relation side (MRREL, MRSTY, edge / in-edge / diagnosis
@@ -1309,7 +1312,7 @@ def _build(
 
         # ---- 2. per CUI bucket: concepts, synonyms, xrefs, definitions -----------------------------
         ph.start("concepts, synonyms, xrefs per CUI bucket; spill labels and codes by key range")
-        chunk_rows = max(bucket_rows, 1)
+        chunk_rows = BATCH_ROWS
         w_con = _ArrowAppender(out / "concepts.arrow", pa.schema([("name", pa.string()), ("definition", pa.string())]), chunk_rows)
         w_syn = _ArrowAppender(out / "synonyms.arrow", pa.schema([("s", pa.string())]), chunk_rows)
         w_xref = _ArrowAppender(out / "xrefs.arrow", pa.schema([("x", pa.string())]), chunk_rows)
