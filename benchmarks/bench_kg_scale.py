@@ -6,7 +6,15 @@ build the store in a child process under ``/usr/bin/time -v`` (wall time, rows/s
 then, in a *new* process, open the store and answer a first look-up and a first diagnosis
 (timed inside the process, interpreter and imports reported apart). At the smallest size the
 line-by-line ``read_rrf`` + in-memory graph is measured in the same run as the reference.
-Generated files are deleted after each size.
+Generated files are deleted after each size unless ``--keep`` (a kept release is reused).
+
+Rows counted: MRCONSO + MRREL + MRSTY. Reported per build: wall time and rows/s, CPU-seconds
+(user + system of the build process, all its threads, interpreter start and imports included),
+rows per CPU-second, peak RSS, and the machine's 1-minute load average before and after (on a
+shared machine the wall-clock rate depends on the load; the CPU figures do much less).
+``--repeat N`` builds each size N times (the fastest wall and the lowest CPU are reported with
+every run listed); ``--sequential`` also builds with the relation side after the concept side
+(``build_store(concurrent=False)``) for comparison.
 
     python benchmarks/bench_kg_scale.py --sizes 1000000 5000000 20000000 --work /tmp/kgscale \
         --out benchmarks/results_kg_scale.json
@@ -74,29 +82,48 @@ def _time_v(cmd: list[str], timeout: int) -> tuple[dict, str]:
     return {"peak_rss_mb": int(m.group(1)) / 1024 if m else None, "wall_s": wall, "cpu_s": cpu}, p.stdout
 
 
-def run_size(n: int, work: Path, timeout: int, reference: bool) -> dict:
+def _build(meta: Path, store: Path, timeout: int, concurrent: bool) -> dict:
+    shutil.rmtree(store, ignore_errors=True)
+    build_py = (
+        "import json, sys; from graphbrain.kg.store import build_store; "
+        "m = build_store(sys.argv[1], sys.argv[2], concurrent=sys.argv[3] == '1'); "
+        "print(json.dumps({k: m[k] for k in ('concepts', 'relations', 'build_seconds')}))"
+    )
+    load_before = os.getloadavg()
+    tv, out = _time_v([sys.executable, "-c", build_py, str(meta), str(store), "1" if concurrent else "0"], timeout)
+    load_after = os.getloadavg()
+    built = json.loads(out.strip().splitlines()[-1])
+    return {**tv, **built, "concurrent": concurrent,
+            "load_average_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+            "phases": json.loads((store / "meta.json").read_text())["phases"]}
+
+
+def run_size(n: int, work: Path, timeout: int, reference: bool, keep: bool = False, repeat: int = 1,
+             sequential: bool = False) -> dict:
     sys.path.insert(0, str(HERE))
     from gen_rrf import generate
 
     meta, store = work / f"meta_{n}", work / f"store_{n}"
-    shutil.rmtree(meta, ignore_errors=True)
-    shutil.rmtree(store, ignore_errors=True)
     n_conso, n_rel = n // 5, n - n // 5
     t = time.perf_counter()
-    generate(meta, n_conso, n_rel, seed=0)
+    if not (keep and (meta / "MRREL.RRF").is_file() and (meta / "MRSTY.RRF").is_file()):
+        shutil.rmtree(meta, ignore_errors=True)
+        generate(meta, n_conso, n_rel, seed=0)
     gen_s = time.perf_counter() - t
     size_mb = sum(f.stat().st_size for f in meta.iterdir()) / 2**20
-    build_py = (
-        "import json, sys; from graphbrain.kg.store import build_store; "
-        "m = build_store(sys.argv[1], sys.argv[2]); "
-        "print(json.dumps({k: m[k] for k in ('concepts', 'relations', 'build_seconds')}))"
-    )
-    load_before = os.getloadavg()
-    tv, out = _time_v([sys.executable, "-c", build_py, str(meta), str(store)], timeout)
-    load_after = os.getloadavg()
-    built = json.loads(out.strip().splitlines()[-1])
-    phases = json.loads((store / "meta.json").read_text())["phases"]
+    runs = [_build(meta, store, timeout, True) for _ in range(repeat)]
+    if sequential:
+        runs += [_build(meta, store, timeout, False) for _ in range(repeat)]
+        _build(meta, store, timeout, True)  # the store queried below is a concurrent build
+    built = runs[0]
     rows = n_conso + n_rel + built["concepts"]  # + MRSTY (one row per concept)
+    for r in runs:
+        r["rows_per_s"] = round(rows / r["wall_s"])
+        r["rows_per_cpu_s"] = round(rows / max(r["cpu_s"], 1e-9))
+        r["cpu_us_per_row"] = round(1e6 * r["cpu_s"] / rows, 2)
+    conc = [r for r in runs if r["concurrent"]]
+    tv = min(conc, key=lambda r: r["wall_s"])
+    phases = tv["phases"]
     store_mb = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / 2**20
     # a finding with diseases: the tail of a has_manifestation edge
     from graphbrain.kg import KnowledgeGraph
@@ -118,12 +145,15 @@ def run_size(n: int, work: Path, timeout: int, reference: bool) -> dict:
     res = {
         "rows_total": n, "mrconso_rows": n_conso, "mrrel_rows": n_rel, "mrsty_rows": built["concepts"],
         "rrf_mb": round(size_mb, 1), "generate_s": round(gen_s, 1),
-        "build_wall_s": round(tv["wall_s"], 2), "build_inner_s": built["build_seconds"],
-        "rows_per_s": round(rows / tv["wall_s"]), "build_cpu_s": round(tv["cpu_s"], 1),
-        "rows_per_cpu_s": round(rows / max(tv["cpu_s"], 1e-9)),
-        "cpu_us_per_row": round(1e6 * tv["cpu_s"] / rows, 2), "peak_rss_mb": round(tv["peak_rss_mb"], 1),
-        "load_average_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+        "build_wall_s": round(tv["wall_s"], 2), "build_inner_s": tv["build_seconds"],
+        "rows_per_s": tv["rows_per_s"], "build_cpu_s": round(tv["cpu_s"], 1),
+        "rows_per_cpu_s": tv["rows_per_cpu_s"], "cpu_us_per_row": tv["cpu_us_per_row"],
+        "lowest_cpu_us_per_row": min(r["cpu_us_per_row"] for r in conc),
+        "peak_rss_mb": round(tv["peak_rss_mb"], 1),
+        "highest_peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
+        "load_average_1min_before_after": tv["load_average_1min_before_after"],
         "phases": phases,
+        "runs": [{k: v for k, v in r.items() if k != "phases"} for r in runs],
         "concepts": built["concepts"], "relations": built["relations"], "store_mb": round(store_mb, 1),
         "first_query": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in first.items()},
     }
@@ -134,7 +164,8 @@ def run_size(n: int, work: Path, timeout: int, reference: bool) -> dict:
                                      "peak_rss_mb": round(tr["peak_rss_mb"], 1)}
         res["speedup_vs_read_rrf"] = round(tr["wall_s"] / tv["wall_s"], 2)
         assert ref["concepts"] == built["concepts"] and ref["relations"] == built["relations"]
-    shutil.rmtree(meta, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(meta, ignore_errors=True)
     shutil.rmtree(store, ignore_errors=True)
     return res
 
@@ -146,11 +177,15 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--timeout", type=int, default=3000)
     p.add_argument("--no-reference", action="store_true", help="skip the read_rrf reference at the first size")
+    p.add_argument("--keep", action="store_true", help="keep (and reuse) the generated releases under --work")
+    p.add_argument("--repeat", type=int, default=1, help="builds per size (fastest reported, all listed)")
+    p.add_argument("--sequential", action="store_true", help="also build with concurrent=False")
     a = p.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     results = []
     for i, n in enumerate(a.sizes):
-        r = run_size(n, a.work, a.timeout, reference=(i == 0 and not a.no_reference))
+        r = run_size(n, a.work, a.timeout, reference=(i == 0 and not a.no_reference), keep=a.keep,
+                     repeat=a.repeat, sequential=a.sequential)
         print(json.dumps(r), flush=True)
         results.append(r)
         if a.out:
