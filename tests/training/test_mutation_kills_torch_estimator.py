@@ -45,7 +45,8 @@ def test_configured_estimator_and_nested_save_folder(cohort, tmp_path: Path):
 def test_linear_path_starts_from_sklearns_logistic_regression_on_the_fitting_subjects(cohort, monkeypatch):
     """With ``linear_init="logreg"`` and no training step, the linear path holds exactly
     LogisticRegression(C=1, balanced) fitted on the fitting part of the training fold
-    (validation subjects excluded): class-1 row = coef / input_scale, class-0 row = 0."""
+    (validation subjects excluded): class-1 row - class-0 row = coef / input_scale, the two
+    rows opposite (the margin split evenly)."""
 
     class NoTraining:
         def __init__(self, *a, **kw):
@@ -66,9 +67,11 @@ def test_linear_path_starts_from_sklearns_logistic_regression_on_the_fitting_sub
     ref = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit(x, y)
     w = clf.model.linear.weight.detach().numpy()
     b = clf.model.linear.bias.detach().numpy()
-    np.testing.assert_allclose(w[1] * float(clf.model.input_scale), ref.coef_[0], rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(b[1], ref.intercept_[0], rtol=1e-3, atol=1e-4)
-    assert np.all(w[0] == 0) and b[0] == 0
+    # the class-1 minus class-0 logit is the regression's margin, split evenly over the rows
+    np.testing.assert_allclose((w[1] - w[0]) * float(clf.model.input_scale), ref.coef_[0], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(b[1] - b[0], ref.intercept_[0], rtol=1e-3, atol=1e-4)
+    np.testing.assert_array_equal(w[0], -w[1])
+    assert b[0] == -b[1]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback of a CPU-only machine")
