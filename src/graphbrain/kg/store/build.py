@@ -676,14 +676,22 @@ def _prefix64(arr: Any) -> np.ndarray:
     """The first eight UTF-8 bytes of each string as a big-endian unsigned integer (zero
     padded): one unaligned word per string from a strided view of the bytes. Monotone in the
     byte order of the strings."""
+    return _words64(arr, 1)[0]
+
+
+def _words64(arr: Any, k: int) -> list[np.ndarray]:
+    """Bytes ``8j .. 8j + 7`` of each string as big-endian unsigned integers (zero padded),
+    ``j < k``: sorting by them in turn orders the strings by their first ``8k`` bytes."""
     off, data = _str_bytes(arr)
     n = len(off) - 1
     if n <= 0:
-        return np.zeros(0, np.uint64)
+        return [np.zeros(0, np.uint64) for _ in range(k)]
     buf = np.zeros(len(data) + 8, dtype=np.uint8)
     buf[: len(data)] = data
     win = np.ndarray((len(data) + 1,), dtype=">u8", buffer=buf, strides=(1,))
-    return win[off[:-1]].astype(np.uint64) & _MASK64[np.minimum(off[1:] - off[:-1], 8)]
+    st, ln = off[:-1], off[1:] - off[:-1]
+    return [win[np.minimum(st + 8 * j, len(data))].astype(np.uint64) & _MASK64[np.clip(ln - 8 * j, 0, 8)]
+            for j in range(k)]
 
 
 _MASK64 = np.array([0] + [((1 << 64) - 1) ^ ((1 << (8 * (8 - k))) - 1) for k in range(1, 9)], dtype=np.uint64)
@@ -692,13 +700,18 @@ _MASK64 = np.array([0] + [((1 << 64) - 1) ^ ((1 << (8 * (8 - k))) - 1) for k in 
 def _order(table: Any, columns: list[str]) -> Any:
     """Stable sort order of ``table`` by ``columns`` (strings by byte order).
 
-    When the first key is a string column, its first eight bytes as an integer are sorted on
-    first (a monotone function of the string, so the order is the same): Arrow then compares
-    strings only within runs of equal prefixes (1.2-1.9x faster on label and code buckets)."""
+    When the first key is a string column, its first 16 (24 for longer strings) bytes as two
+    (three) integers are sorted on first (the order is the same: together they are a monotone
+    function of the string): Arrow then compares strings only within runs of equal prefixes
+    (1.6-1.9x faster on 200k-row label and code buckets)."""
     pa, pc, _ = _pa()
     if table.num_rows > 1 and pa.types.is_string(table.schema.field(columns[0]).type):
-        table = table.append_column("_prefix64_", _np_to_arrow(_prefix64(table.column(columns[0]))))
-        columns = ["_prefix64_", *columns]
+        col = table.column(columns[0])
+        k = 2 if col.nbytes <= 16 * table.num_rows else 3
+        words = _words64(col, k)
+        for j, w in enumerate(words):
+            table = table.append_column(f"_prefix64_{j}_", _np_to_arrow(w))
+        columns = [*(f"_prefix64_{j}_" for j in range(k)), *columns]
     return pc.sort_indices(table, [(c, "ascending") for c in columns])
 
 
