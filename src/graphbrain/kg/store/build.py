@@ -590,12 +590,14 @@ def _singular_words(words: Any) -> Any:
     )
 
 
-def _fold_tokens(labels: Any) -> tuple[Any, np.ndarray]:
+def _fold_tokens(labels: Any, with_dictionary: bool = False) -> Any:
     """Folded whole words of each label and the label row of each word: the same rules as
     :func:`graphbrain.kg.lookup.fold_words`, vectorised (tests compare the look-ups).
 
     Fast paths with the same result: the possessive and punctuation rewrites run only on the
-    rows holding a byte they could change; the singular rules run once per distinct word."""
+    rows holding a byte they could change; the singular rules run once per distinct word.
+    ``with_dictionary``: also the folded distinct words and each word's index among them
+    (per-word work, such as a key-range bucket, can then be done once per distinct word)."""
     pa, pc, _ = _pa()
     if isinstance(labels, pa.ChunkedArray):
         labels = labels.combine_chunks()
@@ -623,8 +625,10 @@ def _fold_tokens(labels: Any) -> tuple[Any, np.ndarray]:
         keep = np.flatnonzero(~empty)
         flat, rows = flat.take(_np_to_arrow(keep)), rows[keep]
     enc = pc.dictionary_encode(flat)
-    stem = _singular_words(enc.dictionary).take(enc.indices)
-    return stem, rows
+    words = _singular_words(enc.dictionary)
+    if with_dictionary:
+        return words.take(enc.indices), rows, (words, _np(enc.indices))
+    return words.take(enc.indices), rows
 
 
 def _cui_parse(col: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -1439,9 +1443,9 @@ def _build(
                 continue
             t = t.take(_order(t, ["norm", "concept", "kind", "label"]))
             w_lab.append(t)
-            stem, rows = _fold_tokens(t.column("label"))
+            stem, rows, (words, widx) = _fold_tokens(t.column("label"), with_dictionary=True)
             tt = pa.table([stem, _np_to_arrow(rows.astype(np.int64) + r0)], schema=tok_schema)  # de-duplicated when sorted
-            tok_spill.write_split(_range_bucket(stem, split_tok), tt)
+            tok_spill.write_split(_range_bucket(words, split_tok)[widx], tt)  # bucket per distinct word
             r0 += t.num_rows
             del t, tt, stem, rows
             _release(pool)
