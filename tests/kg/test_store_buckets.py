@@ -221,3 +221,48 @@ def test_bare_code_keys_equal_the_regex(keys):
     a = pa.array(keys, pa.string())
     ref = pc.replace_substring_regex(a, pattern=r"^[^:]*:", replacement="", max_replacements=1)
     assert _after_first_colon(a).to_pylist() == ref.to_pylist()
+
+
+def test_token_ranks_from_dictionaries_with_repeated_words():
+    """Folded words are spilled dictionary-encoded and two raw words can fold to one word
+    ("fever", "fevers"): ranking the combined dictionaries must give equal words one rank,
+    exactly as ranking the plain strings."""
+    from graphbrain.kg.store.build import _str_rank
+
+    words = ["fever", "pain", "fever", "rash", "b\u00e9", ""]
+    a = pa.DictionaryArray.from_arrays(pa.array([0, 2, 1, 3, 2, 4, 5, 0], pa.int32()), pa.array(words))
+    b = pa.DictionaryArray.from_arrays(pa.array([1, 0, 0], pa.int32()), pa.array(["rash", "ache"]))
+    col = pa.chunked_array([a, b])
+    plain = pa.chunked_array([a.cast(pa.string()), b.cast(pa.string())])
+    r1, d1 = _str_rank(col)
+    r2, d2 = _str_rank(plain)
+    assert r1.tolist() == r2.tolist() and d1.to_pylist() == d2.to_pylist() == sorted(set(words) | {"ache"})
+
+
+def test_token_table_is_the_folded_words_of_every_label(tmp_path):
+    """tokens.arrow holds, sorted by (word, label row) and without repeats, exactly the
+    fold_words of every label, including labels whose raw words fold to one word
+    ("Fevers fever"), possessives, punctuation and non-ASCII text."""
+    from graphbrain.kg.lookup import fold_words
+
+    meta = tmp_path / "meta"
+    _gen().generate(meta, 400, 200, seed=7)
+    p = meta / "MRCONSO.RRF"
+    lines = p.read_text(encoding="utf-8").splitlines(keepends=True)
+    extra = ["Fevers fever", "Pains, pain (finding)", "Crohn's disease", "D\u00e9j\u00e0 vu episodes", "  lead  trail ",
+             "Flies and fly"]
+    for i, name in enumerate(extra):
+        f = lines[i * 7].split("|")
+        f[1], f[16], f[14] = "ENG", "N", name  # LAT, SUPPRESS, STR
+        lines[i * 7] = "|".join(f)
+    p.write_text("".join(lines), encoding="utf-8")
+    build_store(meta, tmp_path / "st", bucket_rows=40)
+    with pa.memory_map(str(tmp_path / "st" / "labels.arrow"), "r") as src:
+        labels = pa.ipc.open_file(src).read_all().column("label").to_pylist()
+    with pa.memory_map(str(tmp_path / "st" / "tokens.arrow"), "r") as src:
+        tok = pa.ipc.open_file(src).read_all()
+    got = list(zip(tok.column("token").to_pylist(), tok.column("row").to_pylist()))
+    want = sorted({(w, r) for r, lab in enumerate(labels) for w in fold_words(lab) if lab.lower() == lab.casefold()})
+    assert set(extra) <= set(labels)
+    assert got == sorted(set(got))  # sorted, no repeats
+    assert [g for g in got if labels[g[1]].lower() == labels[g[1]].casefold()] == want

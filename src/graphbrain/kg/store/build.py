@@ -596,8 +596,9 @@ def _fold_tokens(labels: Any, with_dictionary: bool = False) -> Any:
 
     Fast paths with the same result: the possessive and punctuation rewrites run only on the
     rows holding a byte they could change; the singular rules run once per distinct word.
-    ``with_dictionary``: also the folded distinct words and each word's index among them
-    (per-word work, such as a key-range bucket, can then be done once per distinct word)."""
+    ``with_dictionary``: instead of the words, the folded distinct raw words (two may fold to
+    the same word) and each word's index among them, so that per-word work (a key-range
+    bucket) is done once per distinct word and the words are spilled dictionary-encoded."""
     pa, pc, _ = _pa()
     if isinstance(labels, pa.ChunkedArray):
         labels = labels.combine_chunks()
@@ -627,7 +628,7 @@ def _fold_tokens(labels: Any, with_dictionary: bool = False) -> Any:
     enc = pc.dictionary_encode(flat)
     words = _singular_words(enc.dictionary)
     if with_dictionary:
-        return words.take(enc.indices), rows, (words, _np(enc.indices))
+        return words, enc.indices, rows
     return words.take(enc.indices), rows
 
 
@@ -670,12 +671,17 @@ def _str_rank(col: Any) -> tuple[np.ndarray, Any]:
     pa, pc, _ = _pa()
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
-    enc = pc.dictionary_encode(col)
+    if pa.types.is_dictionary(col.type):  # rank the dictionary's distinct values
+        enc = pc.dictionary_encode(col.dictionary)
+        idx = _np(enc.indices)[_np(col.indices)]
+    else:
+        enc = pc.dictionary_encode(col)
+        idx = _np(enc.indices)
     d = enc.dictionary
     o = _np(pc.sort_indices(d))
     r = np.empty(len(d), dtype=np.int64)
     r[o] = np.arange(len(d), dtype=np.int64)
-    return r[_np(enc.indices)], d.take(_np_to_arrow(o))
+    return r[idx], d.take(_np_to_arrow(o))
 
 
 _LOW40 = (1 << 40) - 1
@@ -1435,7 +1441,10 @@ def _build(
         ph.start("labels and tokens sorted by key-range bucket")
         w_lab = _ArrowAppender(out / "labels.arrow", lab_schema, chunk_rows)
         tok_schema = pa.schema([("token", pa.string()), ("row", pa.int64())])
-        tok_spill = _Spill(tmp, "tok", tok_schema, len(split_tok) + 1)
+        # folded words spilled dictionary-encoded (one dictionary per label bucket): no string
+        # copy per token, and the token buckets rank the (small) dictionaries instead of hashing
+        tok_spill_schema = pa.schema([("token", pa.dictionary(pa.int32(), pa.string())), ("row", pa.int64())])
+        tok_spill = _Spill(tmp, "tok", tok_spill_schema, len(split_tok) + 1)
         r0 = 0
         for k in range(lab_spill.k):
             t = lab_spill.read(k)
@@ -1443,11 +1452,12 @@ def _build(
                 continue
             t = t.take(_order(t, ["norm", "concept", "kind", "label"]))
             w_lab.append(t)
-            stem, rows, (words, widx) = _fold_tokens(t.column("label"), with_dictionary=True)
-            tt = pa.table([stem, _np_to_arrow(rows.astype(np.int64) + r0)], schema=tok_schema)  # de-duplicated when sorted
-            tok_spill.write_split(_range_bucket(words, split_tok)[widx], tt)  # bucket per distinct word
+            words, widx, rows = _fold_tokens(t.column("label"), with_dictionary=True)
+            tok = pa.DictionaryArray.from_arrays(widx, words)
+            tt = pa.table([tok, _np_to_arrow(rows.astype(np.int64) + r0)], schema=tok_spill_schema)  # de-duplicated when sorted
+            tok_spill.write_split(_range_bucket(words, split_tok)[_np(widx)], tt)  # bucket per distinct word
             r0 += t.num_rows
-            del t, tt, stem, rows
+            del t, tt, tok, words, widx, rows
             _release(pool)
         w_lab.close()
         tok_spill.close_writers()
