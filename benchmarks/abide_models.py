@@ -203,6 +203,8 @@ DERIVED: dict[str, list[str]] = {
     "ens(logreg+stagin-1-3-loginit) [derived]": ["logreg", "stagin-1-3-loginit"],
     "ens(logreg+bnc+linear) [derived]": ["logreg", "brainnetcnn+linear"],
     "ens(logreg+bnc+linear-loginit) [derived]": ["logreg", "brainnetcnn+linear-loginit"],
+    "ens(logreg+logreg-tangent) [derived]": ["logreg", "logreg-tangent"],
+    "ens(logreg+stagin-1-3-frozen) [derived]": ["logreg", "stagin-1-3-frozen"],
 }
 
 
