@@ -179,8 +179,8 @@ class _StubDynamic(torch.nn.Module):
         node = (dfc.mean(-1) * real).sum(1) / real.sum(1)  # (B, R): mean over the crop's windows
         return ModelOutput(
             logits=torch.zeros(b, 2),
-            attention={"spatial": torch.where(mask[..., None], spatial, PAD), "temporal": temporal,
-                       "temporal_matrix": torch.where(both, tm, PAD), "node": node},
+            attention={"node": node, "spatial": torch.where(mask[..., None], spatial, PAD), "temporal": temporal,
+                       "temporal_matrix": torch.where(both, tm, PAD)},  # a record without window axis first
         )
 
 
@@ -272,3 +272,179 @@ def test_dynamic_explanation_is_the_mean_over_the_crops_aligned_to_each_scan(fit
     stub = model.deep if wrapped else model
     assert stub.calls and all(mode == (False, True) for mode in stub.calls)  # eval, inference mode
     assert model.training  # the caller's mode is restored
+
+
+def _no_training(monkeypatch, seen=None):
+    """Trainer.fit without steps (records its train/validation sets when ``seen`` is a list)."""
+
+    def fit(self, model, train_set, val_set=None, **kw):
+        if seen is not None:
+            seen.append((train_set, val_set))
+        return TrainResult(history=[], best_epoch=0)
+
+    monkeypatch.setattr(te.Trainer, "fit", fit)
+
+
+def test_dynamic_input_batches_give_whole_scans_in_order_without_refitting(fitted_dynamic):
+    """``input_batches`` of a dynamic model: rows in cohort order, 32 per batch by default,
+    each whole scan as one crop (window w = TRs [w*stride, w*stride + window), Pearson FC),
+    the static FC of the fitted transformer; nothing is refitted on this cohort."""
+    clf, test = fitted_dynamic
+    clf.model = clf._build_model()  # a real STAGIN again (other tests put stand-ins there)
+    many = Cohort([replace(test[i % len(test)], id=f"b{i}") for i in range(35)], name="many",
+                  roi_names=test.roi_names)
+    mean_before, scale_before = clf.fc_mean_.copy(), clf.fc_scale_.copy()
+    static = clf._static_fc(many, fit=False)
+    rows = []
+    for idx, batch in clf.input_batches(many):
+        rows.append(idx)
+        for j, i in enumerate(idx):
+            x = many[int(i)].timeseries.astype(np.float64)
+            n_w = (x.shape[0] - WIN) // STRIDE + 1
+            assert int(batch["mask"][j].sum()) == n_w and bool(batch["mask"][j, :n_w].all())
+            for w in range(n_w):
+                want = np.corrcoef(x[w * STRIDE : w * STRIDE + WIN].T)
+                np.testing.assert_allclose(batch["dfc"][j, w].numpy(), want, atol=1e-5)
+        np.testing.assert_allclose(batch["fc"].numpy(), static[idx], atol=1e-6)
+    assert [len(r) for r in rows] == [32, 3]
+    np.testing.assert_array_equal(np.concatenate(rows), np.arange(35))
+    np.testing.assert_array_equal(clf.fc_mean_, mean_before)
+    np.testing.assert_array_equal(clf.fc_scale_, scale_before)
+
+
+def test_a_model_without_window_axes_averages_every_record_over_crops(fitted_dynamic):
+    """A dynamic model that declares no window axes: its records are means over crops."""
+
+    class NodeOnly(torch.nn.Module):
+        def forward(self, batch):
+            from graphbrain.models.base import ModelOutput
+
+            real = batch["mask"][..., None].double()
+            node = (batch["dfc"].double().mean(-1) * real).sum(1) / real.sum(1)
+            return ModelOutput(logits=torch.zeros(len(node), 2), attention={"node": node})
+
+    clf, test = fitted_dynamic
+    clf.model = NodeOnly()
+    got = clf.explain(test)
+    np.testing.assert_allclose(got["node"], _explain_by_hand(test, clf.n_windows_)["node"], atol=2e-5)
+
+
+def test_dynamic_fit_crop_settings_and_their_errors(monkeypatch):
+    """``connectome.n_timepoints="min"`` crops to the shortest training scan; a crop shorter
+    than one window and bad settings are refused with messages naming the key; window /
+    stride are recorded when they are the same for every subject, else None."""
+    from graphbrain.errors import DataError
+
+    _no_training(monkeypatch)
+    base = make_synthetic_cohort(n_subjects=10, n_rois=5, n_timepoints=48, n_planted=2, seed=4)
+    lengths = [48, 30, 40, 36, 44, 48, 30, 40, 36, 44]
+    cohort = Cohort([replace(s, timeseries=s.timeseries[:t], tr=1.0 + i % 2) for i, (s, t) in
+                     enumerate(zip(base, lengths))], name="ragged-fit", roi_names=base.roi_names)
+    small = {"hidden": 4, "n_layers": 1}
+
+    def fit(conn, train=None):
+        return te.TorchClassifier("stagin", model_params=small, connectome=conn,
+                                  train={**FAST, **(train or {})}).fit(cohort)
+
+    clf = fit({"window": WIN, "stride": STRIDE, "n_timepoints": "min"})
+    assert clf.n_timepoints_ == 30 and clf.n_windows_ == (30 - WIN) // STRIDE + 1
+    assert (clf.window_, clf.stride_) == (WIN, STRIDE)
+    per_subject = fit({"window_seconds": 8, "stride_seconds": 4})  # TR 1 s and 2 s: 8/4 or 4/2 TRs
+    assert per_subject.window_ is None and per_subject.stride_ is None
+    with pytest.raises(ConfigError) as err:
+        fit({"window": WIN, "stride": STRIDE, "n_timepoints": "all"})
+    assert str(err.value) == "connectome.n_timepoints must be null, 'min' or an int, got 'all'"
+    with pytest.raises(DataError) as err:
+        fit({"window": WIN, "stride": STRIDE, "n_timepoints": 5})
+    assert err.value.reason == "too_short" and err.value.source == "ragged-fit"
+    assert str(err.value) == ("ragged-fit: crops of 5 time points are shorter than the window length 8; "
+                              "lower connectome.window or raise the crop length")
+    with pytest.raises(ConfigError) as err:
+        fit({"window": WIN, "stride": STRIDE, "predict_crops": "all"})
+    assert str(err.value).startswith("connectome.predict_crops (predict.crops) must be one of") and \
+        str(err.value).endswith(", got 'all'")
+
+
+def test_fit_splits_by_participant_with_its_seed_and_repeats_training_crops(monkeypatch):
+    """The validation split is ``inner_split`` with the classifier's seed and the cohort's
+    participants; ``train.crops_per_subject`` lists each fitting subject that many times;
+    a one-class cohort is refused naming the cohort."""
+    from graphbrain.data import Subject
+    from graphbrain.errors import DataError
+    from graphbrain.training.splits import inner_split
+
+    seen: list = []
+    _no_training(monkeypatch, seen)
+    base = make_synthetic_cohort(n_subjects=24, n_rois=5, n_timepoints=40, n_planted=2, seed=8)
+    # two runs per participant
+    cohort = Cohort([Subject(id=f"r{i}", timeseries=s.timeseries, label=(i // 2) % 2,
+                             site=s.site, tr=s.tr, participant=f"p{i // 2}") for i, s in enumerate(base)],
+                    name="runs", roi_names=base.roi_names)
+    clf = te.TorchClassifier("stagin", model_params={"hidden": 4, "n_layers": 1}, seed=3,
+                             connectome={"window": WIN, "stride": STRIDE},
+                             train={**FAST, "crops_per_subject": 3}).fit(cohort)
+    y = np.searchsorted(clf.classes_, cohort.labels)
+    fit_idx, val_idx = inner_split(np.arange(24), y, val_fraction=0.2, seed=3, groups=cohort.participants)
+    assert clf.val_ids_ == [cohort.ids[i] for i in val_idx]
+    train_set, val_set = seen[-1]
+    assert len(train_set) == 3 * len(fit_idx) and len(val_set) == len(val_idx)
+    assert sorted(set(train_set.ids)) == sorted(cohort.ids[i] for i in fit_idx)
+    one = Cohort([s for s in cohort if s.label == cohort.labels[0]], name="one-class", roi_names=cohort.roi_names)
+    with pytest.raises(DataError) as err:
+        build_classifier("brainnetcnn", model_params=BNC, train=FAST).fit(one)
+    assert str(err.value) == "one-class: the training cohort has a single class" and err.value.source == "one-class"
+
+
+def test_linear_path_start_multiclass_dynamic_and_auto_ridge(monkeypatch):
+    """Three classes: the linear path is the regression's coefficients / input_scale and its
+    intercepts, with ``linear_l2="auto"`` the ridge 1 / (P C n) on the n fitting subjects;
+    a dynamic model starts from the regression on the static FC of its fitting subjects."""
+    _no_training(monkeypatch)
+    c3 = make_synthetic_cohort(n_subjects=36, n_rois=6, n_timepoints=48, n_planted=2, seed=12)
+    c3 = Cohort([replace(s, label=i % 3) for i, s in enumerate(c3)], name="three", roi_names=c3.roi_names)
+    params = {**BNC, "linear_path": True, "linear_init": "logreg", "linear_l2": "auto"}
+    clf = build_classifier("brainnetcnn", model_params=params, train=FAST).fit(c3)
+    fit_rows = [i for i, s in enumerate(c3.ids) if s not in set(clf.val_ids_)]
+    x = clf.model.vectorise(torch.from_numpy(clf._static_fc(c3.subset(fit_rows), fit=False))).double().numpy()
+    ref = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit(x, c3.labels[fit_rows])
+    scale = float(clf.model.input_scale)
+    np.testing.assert_allclose(clf.model.linear.weight.detach().numpy() * scale, ref.coef_, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(clf.model.linear.bias.detach().numpy(), ref.intercept_, rtol=1e-3, atol=1e-4)
+    assert clf.model.l2 == pytest.approx(1.0 / (x.shape[1] * 1.0 * len(fit_rows)), rel=1e-12)
+
+    base = make_synthetic_cohort(n_subjects=24, n_rois=5, n_timepoints=40, n_planted=2, effect_size=2.0, seed=2)
+    dyn = te.TorchClassifier("stagin", model_params={"hidden": 4, "n_layers": 1, "linear_path": True,
+                                                     "linear_init": "logreg"},
+                             connectome={"window": WIN, "stride": STRIDE}, train=FAST).fit(base)
+    rows = [i for i, s in enumerate(base.ids) if s not in set(dyn.val_ids_)]
+    xd = dyn.model.vectorise(torch.from_numpy(dyn._static_fc(base.subset(rows), fit=False))).double().numpy()
+    yd = np.searchsorted(dyn.classes_, base.labels[rows])
+    refd = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit(xd, yd)
+    w = dyn.model.linear.weight.detach().numpy()
+    np.testing.assert_allclose((w[1] - w[0]) * float(dyn.model.input_scale), refd.coef_[0], rtol=1e-3, atol=1e-4)
+
+
+def test_transformer_settings_resave_and_unfitted_error(cohort, tmp_path: Path):
+    """``connectome.fisher_z`` and ``cache_dir`` reach the connectome transformer; a model
+    saved twice into the same folder is overwritten; an unfitted classifier says so."""
+    clf = build_classifier("brainnetcnn", model_params=BNC, train={**FAST, "epochs": 1},
+                           connectome={"fisher_z": True, "cache_dir": str(tmp_path / "cache")}).fit(cohort)
+    assert clf.transformer.fisher_z is True and clf.transformer.cache_dir == str(tmp_path / "cache")
+    clf.save(tmp_path / "m")
+    clf.save(tmp_path / "m")
+    np.testing.assert_allclose(load_classifier(tmp_path / "m").predict_proba(cohort), clf.predict_proba(cohort),
+                               atol=1e-6)
+    with pytest.raises(ConfigError) as err:
+        build_classifier("brainnetcnn", model_params=BNC, train=FAST).predict_proba(cohort)
+    assert str(err.value) == "classifier is not fitted; call fit() (or load a saved one) first"
+
+
+def test_static_explain_returns_the_models_node_record(cohort):
+    """Static models: ``explain`` is the model's own attention record on the standardised FC."""
+    clf = build_classifier("brainnetcnn", model_params=BNC, train={**FAST, "epochs": 1}).fit(cohort)
+    sub = cohort.subset(range(6))
+    att = clf.explain(sub)
+    with torch.no_grad():
+        want = clf.model.eval()({"fc": torch.from_numpy(clf._static_fc(sub, fit=False))}).attention["node"]
+    assert set(att) >= {"node"}
+    np.testing.assert_allclose(att["node"], want.numpy(), atol=1e-5)
