@@ -448,3 +448,34 @@ def test_static_explain_returns_the_models_node_record(cohort):
         want = clf.model.eval()({"fc": torch.from_numpy(clf._static_fc(sub, fit=False))}).attention["node"]
     assert set(att) >= {"node"}
     np.testing.assert_allclose(att["node"], want.numpy(), atol=1e-5)
+
+
+def test_set_predict_crops_walks_wrappers_to_every_dynamic_model(fitted_dynamic):
+    """``set_predict_crops`` changes every dynamic-FC TorchClassifier inside wrappers
+    (``base``, ``best_``, ``fitted_`` seeds of members), leaves static models and the rest
+    of the connectome config alone, counts what it changed, and refuses unknown values."""
+    from types import SimpleNamespace
+
+    from graphbrain.training.trainer import PREDICT_CROPS
+
+    def dyn():
+        return te.TorchClassifier("stagin", connectome={"window": WIN, "stride": STRIDE})
+
+    a, b, c = dyn(), dyn(), dyn()
+    static = te.TorchClassifier("brainnetcnn", connectome={"kind": "tangent"})
+    wrapper = SimpleNamespace(base=SimpleNamespace(best_=a), fitted_=[[b, static], c])
+    assert te.set_predict_crops(wrapper, "whole") == 3
+    for m in (a, b, c):
+        assert m.connectome == {"window": WIN, "stride": STRIDE, "predict_crops": "whole"}
+    assert static.connectome == {"kind": "tangent"}
+    assert te.set_predict_crops(static, "first") == 0 and static.connectome == {"kind": "tangent"}
+    assert te.set_predict_crops(SimpleNamespace(), "first") == 0
+    with pytest.raises(ConfigError) as err:
+        te.set_predict_crops(a, "all")
+    assert str(err.value) == f"predict.crops must be one of {PREDICT_CROPS}, got 'all'"
+    clf, test = fitted_dynamic
+    assert te.set_predict_crops(clf, "first") == 1
+    try:
+        assert clf._dataset(test, np.zeros(len(test), dtype=np.int64), fit=False).predict_crops == "first"
+    finally:
+        te.set_predict_crops(clf, "cover")
