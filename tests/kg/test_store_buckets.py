@@ -209,20 +209,6 @@ def test_label_fast_paths_equal_the_full_kernels(n_plain):
     assert checked >= len(labels) - 2
 
 
-@pytest.mark.parametrize("keys", [["msh:d001", "a:b:c", ":", "x:", ":y", "\u00e9:\u00fc:", "::", "snomedct_us:123"],
-                                  ["msh:d001", "no colon here", ""]])
-def test_bare_code_keys_equal_the_regex(keys):
-    """The bare-code key (everything after the first ':') by a split equals the regex it
-    replaces, with and without a key lacking ':' (the regex is the fallback there)."""
-    import pyarrow.compute as pc
-
-    from graphbrain.kg.store.build import _after_first_colon
-
-    a = pa.array(keys, pa.string())
-    ref = pc.replace_substring_regex(a, pattern=r"^[^:]*:", replacement="", max_replacements=1)
-    assert _after_first_colon(a).to_pylist() == ref.to_pylist()
-
-
 def test_token_ranks_from_dictionaries_with_repeated_words():
     """Folded words are spilled dictionary-encoded and two raw words can fold to one word
     ("fever", "fevers"): ranking the combined dictionaries must give equal words one rank,
