@@ -122,3 +122,147 @@ def test_an_unfitted_classifier_says_so():
     for call in (lambda: clf.predict_proba(cohort), clf.edge_weights):
         with pytest.raises(ConfigError, match="^classifier is not fitted$"):
             call()
+
+
+# --- from a seeded sample of 300 mutants (third session) ---------------------------------
+@pytest.fixture(scope="module")
+def small():
+    return make_synthetic_cohort(n_subjects=24, n_rois=6, n_timepoints=50, n_planted=2, effect_size=2.0, seed=5)
+
+
+def test_build_classifier_passes_connectome_and_train_settings_on(small, tmp_path: Path):
+    """The connectome settings of every classifier kind reach it (and, for the scikit-learn
+    path, its transformer); the torch path gets its train settings."""
+    conn = {"kind": "partial correlation", "engine": "nilearn", "fisher_z": True, "cache_dir": str(tmp_path / "c")}
+    clf = build_classifier("logreg", connectome=conn).fit(small)
+    t = clf.transformer
+    assert (t.kind, t.engine, t.fisher_z, t.cache_dir) == ("partial correlation", "nilearn", True, str(tmp_path / "c"))
+    torch_clf = build_classifier("brainnetcnn", connectome={"kind": "tangent"}, train={"epochs": 3})
+    assert torch_clf.connectome["kind"] == "tangent" and torch_clf.train["epochs"] == 3
+    ens = build_classifier("ensemble", model_params={"members": ["logreg"]}, connectome={"kind": "tangent"})
+    assert ens.connectome == {"kind": "tangent"}
+
+
+def test_edge_weights_and_explanation_by_hand(small):
+    """``edge_weights`` is the coefficient vector folded symmetric (nilearn's strict lower
+    triangle, row-major); ``explain`` gives per node the sum over its edges of
+    |weight x standardised feature|."""
+    clf = build_classifier("logreg").fit(small)
+    coef = clf.model.coef_.ravel()
+    w = clf.edge_weights()
+    assert w.shape == (6, 6) and w.dtype == np.float64
+    k = 0
+    for i in range(6):
+        assert w[i, i] == 0
+        for j in range(i):
+            assert w[i, j] == w[j, i] == coef[k]
+            k += 1
+    assert k == coef.size
+    z = clf._features(small)
+    got = clf.explain(small)
+    assert set(got) == {"node"}
+    want = np.zeros((len(small), 6))
+    k = 0
+    for i in range(6):
+        for j in range(i):
+            c = np.abs(coef[k] * z[:, k])
+            want[:, i] += c
+            want[:, j] += c
+            k += 1
+    np.testing.assert_allclose(got["node"], want, rtol=1e-5)
+
+
+def test_roi_checks_name_the_cohort_reason_and_warn_at_the_callers_line(small):
+    import warnings
+    from dataclasses import replace
+
+    from graphbrain.data import Cohort
+    from graphbrain.training.estimator import check_rois, roi_fingerprint
+
+    unnamed = Cohort([replace(s, roi_names=None) for s in small], name="unnamed", roi_names=None)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        clf = build_classifier("logreg").fit(unnamed)  # roi_fingerprint warns at this line
+    mine = [r for r in rec if "has no ROI names" in str(r.message)]
+    assert mine and mine[0].category is UserWarning and mine[0].filename == __file__
+    assert str(mine[0].message) == ("cohort 'unnamed' has no ROI names: the trained model can only check the ROI "
+                                    "count of cohorts it predicts on, not that they use the same atlas")
+    fp = roi_fingerprint(small)
+    with pytest.warns(UserWarning) as rec:
+        check_rois(fp, unnamed)
+    assert str(rec[0].message) == ("cannot verify that cohort 'unnamed' uses the training atlas: it has no ROI "
+                                   "names (ROI count checked only)")
+    with pytest.warns(UserWarning) as rec:
+        check_rois(clf.rois_, small)
+    assert str(rec[0].message).endswith(": the model has no ROI names (ROI count checked only)")
+    fewer = Cohort([replace(s, timeseries=s.timeseries[:, :5]) for s in small], name="fewer",
+                   roi_names=small.roi_names[:5])
+    renamed = Cohort(list(small), name="renamed", roi_names=[f"X{i}" for i in range(6)])
+    for cohort in (fewer, renamed):
+        with pytest.raises(DataError) as err:
+            check_rois(fp, cohort)
+        assert err.value.reason == "roi_mismatch" and err.value.source == cohort.name
+    bad_names = Cohort(list(small), name="bad-names", roi_names=["a", "b"])
+    with pytest.raises(DataError) as err:
+        roi_fingerprint(bad_names)
+    assert err.value.reason == "roi_mismatch" and str(err.value) == "bad-names: 2 ROI names for 6 ROIs"
+
+
+def test_input_errors_are_exact(small, tmp_path: Path):
+    from dataclasses import replace
+
+    from graphbrain.data import Cohort
+    from graphbrain.errors import ConfigError
+    from graphbrain.training.estimator import static_features
+
+    one = Cohort([s for s in small if s.label == small.labels[0]], name="one-class", roi_names=small.roi_names)
+    with pytest.raises(DataError) as err:
+        build_classifier("logreg").fit(one)
+    assert str(err.value) == "one-class: the training cohort has a single class" and err.value.reason == "one_class"
+    fc = Cohort([replace(s, timeseries=None, fc=np.corrcoef(s.timeseries.T)) for s in small], name="fc",
+                roi_names=small.roi_names)
+    with pytest.raises(ConfigError) as err:
+        static_features(small, None, fit=False)
+    assert str(err.value) == "this classifier was trained on precomputed FC matrices; it cannot take time series"
+    clf = build_classifier("logreg").fit(small)
+    with pytest.raises(ConfigError) as err:
+        static_features(small, clf.transformer, fit=False, vectorize=False)
+    assert str(err.value) == "the connectivity transformer's vectorize flag does not match the request"
+    mixed = Cohort(list(small)[:12] + list(fc)[12:], name="mixed", roi_names=small.roi_names)
+    with pytest.raises(DataError) as err:
+        static_features(mixed, clf.transformer, fit=False)
+    assert err.value.reason == "mixed_inputs" and err.value.source == "mixed"
+    missing = tmp_path / "nope.json"
+    with pytest.raises(DataError) as err:
+        read_json_file(missing)
+    assert str(err.value) == f"{missing}: file not found"
+    subjects = list(small)
+    odd = Cohort([replace(s, roi_names=[f"Y{i}" for i in range(6)]) if k == 1 else s for k, s in enumerate(subjects)],
+                 name="odd", roi_names=None)
+    with pytest.raises(DataError) as err:
+        build_classifier("logreg").fit(odd)
+    assert f"subjects {subjects[0].id!r} and {subjects[1].id!r} have different ROI names" in str(err.value)
+
+
+def test_saved_json_is_sorted_two_space_and_refuses_unknown_types(small, tmp_path: Path):
+    """``classifier.json`` is written with sorted keys and a 2-space indent (stable diffs of
+    saved models); an object JSON cannot hold is a TypeError naming its type."""
+    from graphbrain.training.estimator import _write_json
+
+    build_classifier("logreg").fit(small).save(tmp_path / "m")
+    text = (tmp_path / "m" / "classifier.json").read_text()
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True)
+    with pytest.raises(TypeError, match=rf"^not JSON serialisable: {type(tmp_path).__name__}$"):
+        _write_json(tmp_path / "x.json", {"a": tmp_path})
+
+
+def test_missing_saved_arrays_are_refused_with_the_reason(small, tmp_path: Path):
+    from safetensors.numpy import load_file
+
+    build_classifier("logreg").fit(small).save(tmp_path / "m")
+    arrays = load_file(str(tmp_path / "m" / "arrays.safetensors"))
+    del arrays["scaler.scale"]
+    save_file(arrays, str(tmp_path / "m" / "arrays.safetensors"))
+    with pytest.raises(DataError) as err:
+        load_classifier(tmp_path / "m")
+    assert err.value.reason == "wrong_weights" and "['scaler.scale'] are missing" in str(err.value)
