@@ -109,9 +109,6 @@ class _Ops:
     def diag(self, x: Any) -> Any:
         return x.diagonal(0, -2, -1)
 
-    def to_numpy(self, x: Any) -> np.ndarray:
-        return x if self.backend == "numpy" else x.detach().cpu().numpy()
-
 
 # --- per-length statistics ---------------------------------------------------------------
 def group_by_length(series: Sequence[Any]) -> dict[int, list[int]]:
