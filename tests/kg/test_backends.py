@@ -117,3 +117,24 @@ def test_networkx_view(kgs):
     g = kgs["memory"].to_networkx("is_a")
     assert g.number_of_edges() == 4
     assert set(g.successors("D:2")) == {"D:1"}
+
+
+def test_closures_agree_on_cycles_and_other_relations():
+    """Transitive closures walk the relation asked for only, stop on cycles and include
+    nodes reached twice once; the same sets on every backend (Oxigraph walks its triple
+    index, rdflib its graph, memory its adjacency: no query text built from the name)."""
+    from graphbrain.kg.model import Concept, Relation
+
+    concepts = [Concept(c, c.lower()) for c in ["A", "B", "C", "D", "E"]]
+    relations = [
+        Relation("A", "is_a", "B"), Relation("B", "is_a", "C"), Relation("C", "is_a", "A"),  # cycle
+        Relation("A", "is_a", "D"), Relation("D", "is_a", "C"),  # C reached twice
+        Relation("C", "part_of", "E"),  # another relation: not followed for is_a
+    ]
+    want = {("A", "is_a"): (["B", "C", "D"], ["B", "C", "D"]), ("D", "is_a"): (["A", "B", "C"], ["A", "B", "C"]),
+            ("C", "part_of"): (["E"], []), ("E", "part_of"): ([], ["C"]), ("E", "is_a"): ([], [])}
+    for backend in BACKENDS:
+        kg = KnowledgeGraph.from_records(concepts, relations, backend=backend)
+        for (cid, rel), (anc, desc) in want.items():
+            assert kg.ancestors(cid, relation=rel) == anc, (backend, cid, rel)
+            assert kg.descendants(cid, relation=rel) == desc, (backend, cid, rel)

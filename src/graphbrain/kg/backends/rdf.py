@@ -66,8 +66,6 @@ PREFIXES = (
 _RELNS = {"relns": RELATION_NS}
 _XREF_QUERY = PREFIXES + "SELECT ?c ?q ?x WHERE { ?c gb:xrefKey ?q ; gb:xref ?x }"
 _CODE_QUERY = PREFIXES + "SELECT ?c ?q ?x WHERE { ?c gb:codeKey ?q ; gb:xref ?x }"
-_CLOSURE_UP = "SELECT DISTINCT ?c ?x WHERE { ?c $PATH ?x . ?x a gb:Concept }"
-_CLOSURE_DOWN = "SELECT DISTINCT ?c ?x WHERE { ?x $PATH ?c . ?x a gb:Concept }"
 
 
 class Iri(str):
@@ -422,14 +420,13 @@ class _SparqlBackend(Backend):
         return [(r["l"], concept_id_from_iri(r["c"]), r["kind"]) for r in rows]
 
     # -- edges
-    _OUT = (
-        PREFIXES
-        + "SELECT ?h ?r ?t ?src ?attrs ?relns WHERE { ?h ?r ?t . ?t a gb:Concept . "
-        + "FILTER(STRSTARTS(STR(?r), ?relns)) "
-        + "OPTIONAL { ?st rdf:subject ?h ; rdf:predicate ?r ; rdf:object ?t . "
+    _EDGE_TAIL = (
+        "FILTER(STRSTARTS(STR(?r), ?relns)) "
+        "OPTIONAL { ?st rdf:subject ?h ; rdf:predicate ?r ; rdf:object ?t . "
         "OPTIONAL { ?st gb:source ?src } OPTIONAL { ?st gb:attributes ?attrs } } }"
     )
-    _IN = _OUT.replace("?t a gb:Concept", "?h a gb:Concept")
+    _OUT = PREFIXES + "SELECT ?h ?r ?t ?src ?attrs ?relns WHERE { ?h ?r ?t . ?t a gb:Concept . " + _EDGE_TAIL
+    _IN = PREFIXES + "SELECT ?h ?r ?t ?src ?attrs ?relns WHERE { ?h ?r ?t . ?h a gb:Concept . " + _EDGE_TAIL
 
     def _edges(self, concept_id: str, relations: frozenset[str] | None, direction: str) -> list[Relation]:
         node = Iri(concept_iri(concept_id))
@@ -448,16 +445,6 @@ class _SparqlBackend(Backend):
         if relations is not None:
             rels = [r for r in rels if r.relation in relations]
         return rels
-
-    def _closure(self, concept_id: str, relation: str, up: bool) -> set[str]:
-        # Property paths cannot take bound parameters: the relation IRI is built from a
-        # name validated against [A-Za-z][A-Za-z0-9_]*, then put into a fixed template.
-        pred = "<" + relation_iri(check_relation_name(relation)) + ">+"
-        q = PREFIXES + (_CLOSURE_UP if up else _CLOSURE_DOWN).replace("$PATH", pred)
-        rows = self._select(q, {"c": Iri(concept_iri(concept_id))})
-        out = {concept_id_from_iri(r["x"]) for r in rows}
-        out.discard(concept_id)
-        return out
 
     def count_triples(self) -> int:
         return int(self._select("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")[0]["n"])
@@ -576,6 +563,30 @@ class OxigraphBackend(_SparqlBackend):
 
     def _prepare_bindings(self, bindings: dict[str, Any] | None) -> Any:
         return self._subs(bindings)
+
+    def _closure(self, concept_id: str, relation: str, up: bool) -> set[str]:
+        # A SPARQL property path (<rel>+) would need the relation IRI written into the query
+        # text (paths take no bound parameters), so walk the store's triple index instead,
+        # as the rdflib backend does: only concepts are followed.
+        import pyoxigraph as ox
+
+        pred = ox.NamedNode(relation_iri(check_relation_name(relation)))
+        rdf_type, concept_cls = ox.NamedNode(RDF_TYPE), ox.NamedNode(VOCAB_NS + "Concept")
+        store = self.store
+        start = ox.NamedNode(concept_iri(concept_id))
+        seen, stack = {start}, [start]
+        while stack:
+            node = stack.pop()
+            quads = store.quads_for_pattern(node, pred, None) if up else store.quads_for_pattern(None, pred, node)
+            for q in quads:
+                x = q.object if up else q.subject
+                if x not in seen and isinstance(x, ox.NamedNode) and next(
+                    iter(store.quads_for_pattern(x, rdf_type, concept_cls)), None
+                ) is not None:
+                    seen.add(x)
+                    stack.append(x)
+        seen.discard(start)
+        return {concept_id_from_iri(x.value) for x in seen}
 
     def _run_query(self, query: str, prepared: Any, max_rows: int) -> tuple[str, Any]:
         import pyoxigraph as ox
