@@ -50,6 +50,25 @@ def semantic_disease_mask(sty_list: Sequence[Sequence[str]], sty_ptr: np.ndarray
     return out
 
 
+def finding_relation_codes(
+    spec: Sequence[tuple[str, str]], rtypes: Sequence[str]
+) -> tuple[dict[str, list[int]], list[tuple[int, str]]]:
+    """Codes (indices into ``rtypes``) of the finding relations of ``spec`` by the end that
+    holds the disease (``"either"`` counts for both), and ``(code, end)`` of the relations
+    with a fixed disease end (those mark diseases when no semantic type does)."""
+    code = {r: i for i, r in enumerate(rtypes)}
+    ends: dict[str, list[int]] = {"head": [], "tail": []}
+    fixed: list[tuple[int, str]] = []
+    for name, end in spec:
+        c = code.get(name, -1)
+        if c >= 0:
+            for e in (("head", "tail") if end == "either" else (end,)):
+                ends[e].append(c)
+            if end != "either":
+                fixed.append((c, end))
+    return ends, fixed
+
+
 def diagnosis_arrays(
     spec: Sequence[tuple[str, str]], head: np.ndarray, rel: np.ndarray, tail: np.ndarray,
     rtypes: Sequence[str], is_disease: np.ndarray, n: int,
@@ -57,20 +76,12 @@ def diagnosis_arrays(
     """The arrays of :class:`graphbrain.kg.diagnose.DiagnosisIndex` from edge columns
     (the same definitions, vectorised; tests check store and in-memory answers agree)."""
     is_disease = np.array(is_disease, dtype=bool)
-    code = {r: i for i, r in enumerate(rtypes)}
-    ends: dict[str, list[int]] = {"head": [], "tail": []}
-    for name, end in spec:
-        c = code.get(name, -1)
-        if c >= 0:
-            for e in (("head", "tail") if end == "either" else (end,)):
-                ends[e].append(c)
+    ends, fixed = finding_relation_codes(spec, rtypes)
     sel = {e: np.flatnonzero(np.isin(rel, np.array(c, dtype=np.int32))).astype(np.int32) for e, c in ends.items()}
     if not is_disease.any():
-        for name, end in spec:
-            c = code.get(name, -1)
-            if c >= 0 and end != "either":
-                e = np.flatnonzero(rel == c)
-                is_disease[(head if end == "head" else tail)[e]] = True
+        for c, end in fixed:
+            e = np.flatnonzero(rel == c)
+            is_disease[(head if end == "head" else tail)[e]] = True
     fe = np.concatenate([sel["head"], sel["tail"]])
     dis = np.concatenate([head[sel["head"]], tail[sel["tail"]]]).astype(np.int64)
     fnd = np.concatenate([tail[sel["head"]], head[sel["tail"]]]).astype(np.int64)
@@ -80,7 +91,7 @@ def diagnosis_arrays(
     out: dict[str, Any] = {"is_disease": is_disease, "f_edges": fe[order], "f_dis": dis[order]}
     out["f_ptr"] = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(fnd, minlength=n), out=out["f_ptr"][1:])
-    isa = code.get(IS_A, -1)
+    isa = list(rtypes).index(IS_A) if IS_A in rtypes else -1
     ie = np.flatnonzero(rel == isa).astype(np.int32) if isa >= 0 else np.zeros(0, np.int32)
     out["isa_code"] = isa
     o = np.lexsort((tail[ie], head[ie]))

@@ -1031,7 +1031,7 @@ def _build(
         for nme, c in src_names.items():
             smap[c] = sources_sorted.index(nme)
         rtypes = rtypes_all
-        from graphbrain.kg.store.backend import semantic_disease_mask
+        from graphbrain.kg.store.backend import finding_relation_codes, semantic_disease_mask
 
         is_disease = semantic_disease_mask(sty_list, sty_ptr, sty_codes)
         try:
@@ -1041,14 +1041,8 @@ def _build(
         except ImportError:  # pragma: no cover
             spec = ()
         code = {r: i for i, r in enumerate(rtypes)}
-        ends: dict[str, list[int]] = {"head": [], "tail": []}
-        for name, end in spec:
-            c = code.get(name, -1)
-            if c >= 0:
-                for e in (("head", "tail") if end == "either" else (end,)):
-                    ends[e].append(c)
+        ends, fallback = finding_relation_codes(spec, rtypes)
         end_codes = {e: np.array(c, dtype=np.int16) for e, c in ends.items()}
-        fallback = [(code[name], end) for name, end in spec if code.get(name, -1) >= 0 and end != "either"]
         mark_disease = not is_disease.any()
         isa = code.get(IS_A, -1)
         hb = max(int(n_con - 1).bit_length(), 1)
