@@ -38,17 +38,18 @@ Precision: for ``correlation`` the Gram is accumulated in float32 by default
 (``gram_dtype="auto"``; about 1e-6 from nilearn on ABIDE, as floating point is scale
 invariant no per-ROI scaling is needed); the kinds that invert the covariance
 (partial correlation, precision; float32 gave 9e-5) or keep data units use float64.
-Everything after the Gram is float64.
+The Ledoit-Wolf scalars are float64; the correlation scalings run in the Gram's dtype.
 
 Back ends: ``"numpy"`` (CPU) and ``"torch"`` (CPU or CUDA tensors, same maths, one
-batched Gram per scan length). The numpy back end streams subjects in chunks of
-``_CHUNK`` so that each series is read from memory once: per subject one BLAS ``syrk``
-``G = X^T X`` on the series as given and one ``gemv`` for the column sums, then the
-Ledoit-Wolf row norms while the series is still in cache; the Gram is centred by the
-rank-1 update ``G - T m m^T`` when every ROI's mean is small against its RMS
-(``m_i^2 <= RMS_i^2 / 16``, true of band-passed BOLD), otherwise (raw BOLD units, a
-constant ROI) that subject is centred first in float64 and its Gram recomputed. The
-``O(R^2)`` finishing steps run per chunk, in cache, and write the output once. Constant ROIs: their off-diagonal
+batched Gram per scan length). The numpy back end takes the subjects of one scan length in
+chunks of up to ``_CHUNK`` (output order kept): per subject one BLAS ``gemv`` for the column
+sums (the only read of the series from memory; NaN/Inf are found from these sums) and one
+subtraction that writes the centred series into a zero-padded chunk buffer (``R`` rounded
+up to a multiple of 8: OpenBLAS's Gram is faster on 112 than on 111 columns); then one
+batched Gram per chunk and every further ``O(T R)`` and ``O(R^2)`` step as one batched call
+per chunk on cache-hot data, the last one writing the output. A ROI whose centred sum of
+squares is within rounding of zero (a constant ROI whose mean is not exact in the Gram's
+dtype) has its subject centred again in float64, as nilearn centres. Constant ROIs: their off-diagonal
 correlations come out as 0 with Ledoit-Wolf (as in nilearn) and as NaN with the empirical
 estimator (nilearn's 0/0); :class:`~graphbrain.connectome.static.ConnectivityTransformer`
 maps every NaN to 0.
@@ -56,6 +57,7 @@ maps every NaN to 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -270,9 +272,13 @@ def _group_fc(ops: _Ops, x: Any, kind: str, estimator: str, gram_dtype: str) -> 
     return -_cov_to_corr(ops, prec) + 2.0 * ops.eye(prec.shape[-1], prec)
 
 
-# --- numpy back end: subjects streamed in chunks, every O(T R) pass on cache-hot data ------
-_CHUNK = 8  # subjects per chunk: their series (~100 kB each) and Grams stay in L2/L3
-_OFFSET_R2 = 1.0 / 16.0  # largest (mean / RMS)^2 of a ROI for the uncentred Gram
+# --- numpy back end: same-length subjects in cache-sized chunks, one batched call per step ---
+_CHUNK = 8  # subjects per chunk: their centred series (~90 kB each) stay in L2 between passes
+_CHUNK_BYTES = 2 << 20  # ... and at most this many bytes of centred series (long scans, many ROIs)
+# A ROI whose centred sum of squares is below this fraction of T m^2 may be constant up to the
+# rounding of the centring in the Gram's dtype: that subject is centred again in float64
+# (x - mean(x), as nilearn does), so constant ROIs come out exactly as in nilearn.
+_NEAR_CONSTANT = {np.dtype(np.float32): 1e-10, np.dtype(np.float64): 1e-24}
 
 
 _ONES: dict[tuple[int, str], np.ndarray] = {}
@@ -292,125 +298,180 @@ class _NonFinite(Exception):
         self.index = index
 
 
-def _np_chunk_stats(sub: list[np.ndarray], gdt: np.dtype, c0: int) -> tuple[np.ndarray, np.ndarray, list, np.ndarray]:
-    """Centred Grams ``(k, R, R)`` (``gdt``), column means ``(k, R)`` (float64), the series in
-    ``gdt`` and their lengths ``(k,)`` for one chunk of subjects.
+def _padded(r: int) -> int:
+    """Width of the centred-series buffer: ``R`` rounded up to a multiple of 8 with zero
+    columns (their Gram rows are 0 and never read). OpenBLAS's float32 Gram of 196 x 112 is
+    about 10% faster than that of 196 x 111 on the benchmark machine."""
+    return r + (-r) % 8
 
-    The Gram is taken on the series as given (``G = X^T X``, one BLAS call per subject,
-    ``syrk``) and centred by the rank-1 update ``G - T m m^T``; that is exact to rounding
-    when every ROI's mean is small against its RMS (``m_i^2 <= RMS_i^2 / 16``: the
-    cancellation then costs at most a factor 1.07). A subject with a larger offset (raw
-    BOLD units, a constant ROI) is centred first in float64 and its Gram recomputed.
-    """
-    k, r = len(sub), sub[0].shape[1]
-    g = np.empty((k, r, r), dtype=gdt)
-    s = np.empty((k, r), dtype=gdt)
-    xs = []
-    for j, x in enumerate(sub):
-        if x.dtype != gdt:
-            x = x.astype(gdt)
-        np.matmul(x.T, x, out=g[j])  # same buffer -> BLAS syrk
-        np.matmul(_ones(x.shape[0], gdt), x, out=s[j])  # column sums: BLAS gemv, x still in cache
-        xs.append(x)
-    t = np.array([x.shape[0] for x in sub], dtype=np.float64)
-    s = s.astype(np.float64)
+
+def _length_chunks(xs: list[np.ndarray], size: int) -> Any:
+    """``(T, indices)``: chunks of at most ``size`` subjects of one scan length, lengths in
+    order of first appearance (subject order within a length)."""
+    groups: dict[int, list[int]] = {}
+    for i, x in enumerate(xs):
+        groups.setdefault(int(x.shape[0]), []).append(i)
+    for t, idx in groups.items():
+        step = size(t) if callable(size) else size
+        for c in range(0, len(idx), step):
+            yield t, idx[c : c + step]
+
+
+def _first_non_finite(xs: list[np.ndarray], idx: list[int], s: np.ndarray) -> int:
+    """The first subject (input order) with a NaN/Inf, else the first of the chunk whose column
+    sums overflowed."""
+    for i, x in enumerate(xs):
+        if not np.isfinite(x).all():
+            return i
+    return idx[int(np.flatnonzero(~np.isfinite(s).all(1))[0])]
+
+
+def _np_centre(xs: list[np.ndarray], idx: list[int], y: np.ndarray, r: int) -> np.ndarray:
+    """Column means ``(k, R)`` (float64) of one chunk, and the centred series written into
+    ``y[:, :, :R]`` (the Gram's dtype): per subject one BLAS ``gemv`` for the column sums (the
+    only read of the series from memory) and one subtraction of the cache-hot series, in the
+    Gram's precision or better (float64 input, or a float64 Gram: subtracted in float64).
+    The mean's rounding shifts every centred column by a constant ``delta``, which moves the
+    Gram by ``T delta delta^T`` only (second order)."""
+    k, t = len(idx), y.shape[1]
+    s = np.empty((k, r), dtype=np.float64)
+    for j, i in enumerate(idx):
+        x = xs[i]
+        s[j] = _ones(t, x.dtype) @ x
     if not np.isfinite(s).all():  # a NaN/Inf anywhere in a series makes its column sum non-finite
-        for j, x in enumerate(sub):
-            if not np.isfinite(s[j]).all() or not np.isfinite(x).all():
-                raise _NonFinite(c0 + j)
-    m = s / t[:, None]
-    dg = g.diagonal(0, 1, 2).astype(np.float64)  # T (var + m^2) per ROI
-    far = (m * m * t[:, None] > _OFFSET_R2 * dg).any(1)
-    for j in np.flatnonzero(far):
-        x64 = np.asarray(sub[j], dtype=np.float64)
-        xc = (x64 - x64.mean(0)).astype(gdt, copy=False)
-        np.matmul(xc.T, xc, out=g[j])
-        xs[j] = xc
-        m[j] = 0.0
-    c = (m * np.sqrt(t)[:, None]).astype(gdt)  # 0 for the subjects centred above
-    g -= c[:, :, None] * c[:, None, :]
-    return g, m, xs, t
+        raise _NonFinite(_first_non_finite(xs, idx, s))
+    m = s / t
+    m32 = m.astype(np.float32) if y.dtype == np.float32 else None
+    for j, i in enumerate(idx):
+        x = xs[i]
+        mj = m32[j] if m32 is not None and x.dtype == np.float32 else m[j]
+        np.subtract(x, mj, out=y[j, :, :r], casting="same_kind")
+    return m
 
 
-def _np_beta(xs: list[np.ndarray], m: np.ndarray, w: np.ndarray | None, t: np.ndarray) -> np.ndarray:
-    """``sum_t ||(x_t - m) * sqrt(w)||^4 / T`` per subject (Ledoit-Wolf's ``beta_``), float64."""
-    out = np.empty(len(xs), dtype=np.float64)
-    for j, x in enumerate(xs):
-        y = x - m[j].astype(x.dtype)
-        np.square(y, out=y)
-        q = y.sum(1) if w is None else y @ w[j].astype(x.dtype)
-        out[j] = float(np.dot(q.astype(np.float64, copy=False), q)) / t[j]
-    return out
+def _lw_scalar(tr: np.ndarray, delta_: np.ndarray, beta_: np.ndarray, r: int, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """sklearn's closed form per subject (``tr(S)``, ``||S||_F^2``, ``beta_``): the few
+    scalars of a chunk in plain Python, cheaper than a dozen numpy calls on ``(k,)`` arrays.
+    One ROI: shrinkage 0, as sklearn's ``ledoit_wolf`` returns."""
+    shrink, mus = [], []
+    for tr_j, dl_j, bt_j in zip(tr.tolist(), delta_.tolist(), beta_.tolist(), strict=True):
+        mu = tr_j / r
+        beta = (bt_j - dl_j) / (r * t)
+        delta = (dl_j - 2.0 * mu * tr_j + r * mu * mu) / r
+        beta = min(beta, delta)
+        shrink.append(0.0 if beta == 0 or r == 1 else (beta / delta if delta != 0 else math.copysign(math.inf, beta)))
+        mus.append(mu)
+    return np.array(shrink), np.array(mus)
 
 
-def _lw_shrink(s_tr: np.ndarray, delta_: np.ndarray, beta_: np.ndarray, r: int, t: np.ndarray) -> tuple:
-    """sklearn's closed form from ``tr(S)``, ``||S||_F^2`` and ``beta_`` (all ``(k,)`` float64)."""
-    mu = s_tr / r
-    beta = (beta_ - delta_) / (r * t)
-    delta = (delta_ - 2.0 * mu * s_tr + r * mu * mu) / r
-    beta = np.minimum(beta, delta)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shrink = np.where(beta == 0, 0.0, beta / np.where(beta == 0, 1.0, delta))
-    return shrink, mu
+def _np_corr_finish(gv: np.ndarray, dg: np.ndarray, y: np.ndarray, sq: np.ndarray, t: float, estimator: str,
+                    o: np.ndarray) -> bool:
+    """Correlation of one chunk into ``o`` from the centred Grams ``gv`` ``(k, R, R)``, their
+    diagonal ``dg`` (float64) and the centred series ``y``; False where an entry is undefined.
+
+    nilearn z-scores first (ddof=1, std < eps -> 1): ``S_z = a_i G_ij a_j`` with
+    ``a^2 = w / T``, ``w = 1 / d^2 = (T - 1) / G_ii``. Ledoit-Wolf needs ``||S_z||_F^2 =
+    sum_ij G_ij^2 a_i^2 a_j^2`` (squares, then a batched ``gemv``), ``beta_`` from
+    ``q_t = sum_i w_i y_ti^2`` (squares of the cache-hot series, batched ``gemv``) and the
+    trace; the result ``(1 - s) u_i S_ij u_j`` is ``e_i G_ij e_j`` with
+    ``e^2 = a^2 (1 - s) / ((1 - s) S_ii + s mu)``: two scaling passes straight into the output.
+    """
+    k, r = gv.shape[0], gv.shape[-1]
+    if estimator == "empirical":
+        e = 1.0 / np.sqrt(dg)  # a constant ROI (G_ii = 0): 0 * inf = NaN, as nilearn
+    else:
+        d2 = dg * (1.0 / (t - 1))
+        d2[d2 < _EPS64 * _EPS64] = 1.0
+        a2 = 1.0 / (d2 * t)
+        a2o = a2.astype(o.dtype)
+        np.square(gv, out=o)  # o as scratch: it is written next anyway
+        delta_ = np.einsum("bi,bi->b", np.matmul(o, a2o[:, :, None])[..., 0], a2o).astype(np.float64)
+        np.square(y, out=sq)
+        q = np.matmul(sq[:, :, :r], (a2 * t).astype(sq.dtype)[:, :, None])[..., 0]
+        beta_ = np.einsum("bt,bt->b", q, q).astype(np.float64) / t
+        sd = a2 * dg  # diag(S_z)
+        shrink, mu = _lw_scalar(sd.sum(1), delta_, beta_, r, t)
+        keep = (1.0 - shrink)[:, None]
+        e = np.sqrt(a2 * keep / (keep * sd + (shrink * mu)[:, None]))
+    e = e.astype(np.result_type(gv.dtype, o.dtype), copy=False)
+    np.multiply(gv, e[:, :, None], out=o, casting="same_kind")
+    o *= e[:, None, :]
+    o.reshape(k, -1)[:, :: r + 1] = 1.0
+    return bool(np.isfinite(e).all())
+
+
+def _np_cov_finish(gv: np.ndarray, y: np.ndarray, sq: np.ndarray, t: float, kind: str, estimator: str,
+                   o: np.ndarray) -> bool:
+    """Covariance, precision or partial correlation of one chunk into ``o`` (float64 maths)."""
+    k, r = gv.shape[0], gv.shape[-1]
+    s = gv.astype(np.float64)
+    s /= t
+    flat_diag = s.reshape(k, -1)[:, :: r + 1]
+    if estimator == "ledoit_wolf":
+        delta_ = np.einsum("bij,bij->b", s, s)
+        np.square(y, out=sq)
+        q = sq.sum(2, dtype=np.float64)
+        beta_ = np.einsum("bt,bt->b", q, q) / t
+        shrink, mu = _lw_scalar(flat_diag.sum(1), delta_, beta_, r, t)
+        s *= (1.0 - shrink)[:, None, None]
+        flat_diag += (shrink * mu)[:, None]
+    if kind in ("covariance", "tangent"):
+        o[...] = s
+        return True
+    p = _inv(_Ops("numpy"), s, kind)
+    if kind == "precision":
+        o[...] = p
+        return True
+    u = 1.0 / np.sqrt(p.diagonal(0, 1, 2))
+    np.multiply(p, -u[:, :, None], out=o, casting="same_kind")
+    o *= u[:, None, :].astype(o.dtype)
+    o.reshape(k, -1)[:, :: r + 1] = 1.0
+    return bool(np.isfinite(u).all())
 
 
 def _np_connectivity(xs: list[np.ndarray], kind: str, estimator: str, gdt: np.dtype, out_dtype: str,
                      finite: bool) -> np.ndarray:
+    """Subjects of one scan length in chunks of ``_CHUNK``: each series read from memory once
+    (column sums), centred into a zero-padded buffer, one batched Gram per chunk, and the
+    ``O(T R)`` and ``O(R^2)`` finishing passes on the cache-hot chunk, written straight into
+    the output (through a scratch chunk when the chunk's subjects are not consecutive)."""
     n, r = len(xs), int(xs[0].shape[1])
+    p = _padded(r)
     out = np.empty((n, r, r), dtype=out_dtype)
-    diag_idx = np.arange(r)
-    for c0 in range(0, n, _CHUNK):
-        sub = xs[c0 : c0 + _CHUNK]
-        g, m, cx, t = _np_chunk_stats(sub, gdt, c0)
-        o = out[c0 : c0 + len(sub)]
-        if kind == "correlation":
-            # nilearn z-scores (ddof=1, std < eps -> 1): S_z = Gc / (T d_i d_j)
-            d = np.sqrt(g.diagonal(0, 1, 2).astype(np.float64) / (t - 1)[:, None])
-            d[d < _EPS64] = 1.0
-            inv_d = 1.0 / d
-            a = (inv_d / np.sqrt(t)[:, None]).astype(gdt)
-            g *= a[:, :, None]
-            g *= a[:, None, :]  # g is now S_z
-            if estimator == "empirical":
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    u = (1.0 / np.sqrt(g.diagonal(0, 1, 2).astype(np.float64))).astype(gdt)
-                    np.multiply(g, u[:, :, None], out=o)
-                    o *= u[:, None, :]
+    item = np.dtype(gdt).itemsize
+    chunk = lambda t: max(1, min(_CHUNK, _CHUNK_BYTES // (t * p * item)))  # noqa: E731
+    gram = np.empty((_CHUNK, p, p), dtype=gdt)
+    size = max(chunk(t) * t for t in {int(x.shape[0]) for x in xs}) * p
+    ybuf, sqbuf = np.empty(size, dtype=gdt), np.empty(size, dtype=gdt)  # reused by every length
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t, idx in _length_chunks(xs, chunk):
+            k = len(idx)
+            y, sq = ybuf[: k * t * p].reshape(k, t, p), sqbuf[: k * t * p].reshape(k, t, p)
+            if p > r:
+                y[:, :, r:] = 0.0
+            m = _np_centre(xs, idx, y, r)
+            g = gram[:k]
+            np.matmul(y.transpose(0, 2, 1), y, out=g)
+            gv = g[:, :r, :r]
+            dg = gv.diagonal(0, 1, 2).astype(np.float64)
+            # (0 < G_ii: an exactly constant centred column, e.g. an all-zero ROI, is exact already)
+            for j in np.flatnonzero(((dg <= _NEAR_CONSTANT[gdt] * t * (m * m)) & (dg > 0)).any(1)):
+                x64 = np.asarray(xs[idx[j]], dtype=np.float64)
+                y[j, :, :r] = x64 - x64.mean(0)
+                np.matmul(y[j].T, y[j], out=g[j])
+                dg[j] = gv[j].diagonal()
+            i0 = idx[0]
+            direct = idx[-1] - i0 == k - 1
+            o = out[i0 : i0 + k] if direct else np.empty((k, r, r), dtype=out_dtype)
+            if kind == "correlation":
+                ok = _np_corr_finish(gv, dg, y, sq, float(t), estimator, o)
             else:
-                delta_ = np.einsum("bij,bij->b", g, g).astype(np.float64)  # f32 sum: rel. 1e-7
-                sd = g.diagonal(0, 1, 2).astype(np.float64)
-                shrink, mu = _lw_shrink(sd.sum(1), delta_, _np_beta(cx, m, inv_d * inv_d, t), r, t)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    u = 1.0 / np.sqrt((1.0 - shrink)[:, None] * sd + (shrink * mu)[:, None])
-                np.multiply(g, ((1.0 - shrink)[:, None] * u).astype(gdt)[:, :, None], out=o)
-                o *= u.astype(gdt)[:, None, :]
-            o[:, diag_idx, diag_idx] = 1.0
-            ok = np.isfinite(u).all()
-        else:
-            s = g.astype(np.float64, copy=False)
-            s /= t[:, None, None]
-            if estimator == "ledoit_wolf":
-                delta_ = np.einsum("bij,bij->b", s, s)
-                shrink, mu = _lw_shrink(s.diagonal(0, 1, 2).sum(1), delta_, _np_beta(cx, m, None, t), r, t)
-                s *= (1.0 - shrink)[:, None, None]
-                s[:, diag_idx, diag_idx] += (shrink * mu)[:, None]
-            ok = True
-            if kind in ("covariance", "tangent"):
-                o[...] = s
-            else:
-                p = _inv(_Ops("numpy"), s, kind)
-                if kind == "precision":
-                    o[...] = p
-                else:
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        u = 1.0 / np.sqrt(p.diagonal(0, 1, 2))
-                    np.multiply(p, -u[:, :, None], out=o, casting="same_kind")
-                    o *= u[:, None, :].astype(o.dtype)
-                    o[:, diag_idx, diag_idx] = 1.0
-                    ok = np.isfinite(u).all()
-        # NaN/Inf only come from a zero or negative diagonal (u above); finite input
-        if finite and not ok:
-            np.nan_to_num(o, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+                ok = _np_cov_finish(gv, y, sq, float(t), kind, estimator, o)
+            # NaN/Inf only come from a zero or negative diagonal (checked above); finite input
+            if finite and not ok:
+                np.nan_to_num(o, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            if not direct:
+                out[idx] = o
     return out
 
 
