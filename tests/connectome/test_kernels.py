@@ -197,3 +197,88 @@ def test_non_finite_input_is_named_and_undefined_entries_can_be_zeroed(mixed_off
     zeroed = kernels.connectivity(const, estimator="empirical", finite=True)
     assert np.all(zeroed[9, 4, np.arange(15) != 4] == 0) and zeroed[9, 4, 4] == 1
     np.testing.assert_array_equal(np.nan_to_num(raw, nan=0.0), zeroed)
+
+
+# --- the numpy back end's chunked paths: numpy ufuncs, the fused loops (numba) and the same
+# loops as plain Python (what runs them when numba is absent) must give nilearn's numbers -----
+@pytest.fixture(params=["numpy", "fused-python", "fused-numba"])
+def accel(request, monkeypatch):
+    if request.param == "numpy":
+        monkeypatch.setattr(kernels, "_ACCEL", "numpy")
+    elif request.param == "fused-python":
+        monkeypatch.setattr(kernels, "_ACCEL", "auto")
+        monkeypatch.setattr(kernels, "_FUSED", (kernels._fused_centre, kernels._fused_corr_finish))
+    else:
+        pytest.importorskip("numba")
+        monkeypatch.setattr(kernels, "_ACCEL", "auto")
+        assert kernels._fused() is not None and kernels._fused()[0] is not kernels._fused_centre
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def awkward():
+    """23 subjects, 13 ROIs (padded to 16 in the chunk buffer): 12 of length 50 interleaved
+    with lengths 70 and 35 (so length-50 chunks span non-consecutive subjects and one is
+    split over two chunks of 8), float32 and float64 input, an all-zero ROI, ROIs constant at
+    0.1 (whose mean is not exact in float32), offsets of 20 and 1000 standard deviations."""
+    rng = np.random.default_rng(5)
+    mix = rng.standard_normal((13, 13)) / 3
+    lengths = [50, 70, 50, 35, 50, 50, 70, 50, 35, 50, 50, 70, 50, 50, 35, 50, 50, 70, 50, 35, 70, 35, 70]
+    out = []
+    for i, t in enumerate(lengths):
+        x = rng.standard_normal((t, 13)) @ mix
+        if i % 7 == 3:
+            x += 20.0 * x.std(0)
+        if i == 5:
+            x[:, 2] = 0.0
+        if i in (6, 9):
+            x[:, 7] = 0.1
+        if i == 10:
+            x = 1000.0 * x.std(0) + x  # mean / std ~ 1000 (float32 below)
+        out.append(x.astype(np.float32) if i % 2 or i == 10 else x)
+    return out
+
+
+@pytest.mark.parametrize("estimator", ["ledoit_wolf", "empirical"])
+def test_chunked_paths_equal_nilearn_on_awkward_cohorts(awkward, accel, estimator):
+    ref = _nilearn([np.asarray(x, dtype=np.float64) for x in awkward], "correlation", estimator)
+    for out_dtype in ("float32", "float64"):
+        got = kernels.connectivity(awkward, "correlation", estimator, out_dtype=out_dtype)
+        assert got.dtype == np.dtype(out_dtype) and got.shape == ref.shape
+        if estimator == "empirical":  # constant ROIs: NaN in the same places as nilearn's 0/0
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+            assert np.isnan(got).any()
+        np.testing.assert_allclose(np.nan_to_num(got), np.nan_to_num(ref), rtol=0, atol=1e-5)
+    # the constant ROIs: 0 off the diagonal with Ledoit-Wolf, as nilearn
+    if estimator == "ledoit_wolf":
+        for i, roi in ((5, 2), (6, 7), (9, 7)):
+            assert np.abs(np.delete(got[i, roi], roi)).max() < 1e-6 and got[i, roi, roi] == 1.0
+
+
+def test_chunked_paths_keep_every_subject_independent_of_its_chunk(awkward, accel):
+    """Each subject's result is the same alone as inside a chunk of other subjects (catches a
+    mixed-up output order or a chunk's statistics leaking into another subject)."""
+    together = kernels.connectivity(awkward, "correlation")
+    alone = np.stack([kernels.connectivity([x], "correlation")[0] for x in awkward])
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-7)
+    assert np.abs(together[0] - together[2]).max() > 0.01  # different subjects differ
+
+
+@pytest.mark.parametrize("r", [1, 2])
+@pytest.mark.parametrize("estimator", ["ledoit_wolf", "empirical"])
+def test_one_and_two_rois_equal_nilearn(accel, r, estimator):
+    rng = np.random.default_rng(r)
+    xs = [rng.standard_normal((t, r)) + 3.0 for t in (20, 31, 20)]
+    xs[1] = xs[1].astype(np.float32)
+    for kind in KINDS:
+        got = kernels.connectivity(xs, kind, estimator)
+        ref = _nilearn(xs, kind, estimator)
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6, err_msg=kind)
+
+
+def test_chunked_paths_find_non_finite_input(awkward, accel):
+    bad = [x.copy() for x in awkward]
+    bad[13][4, 1] = np.nan  # a length-50 subject in the second chunk of that length
+    bad[20][0, 0] = np.inf
+    with pytest.raises(DataError, match="time series 13 contains NaN/Inf"):
+        kernels.connectivity(bad)

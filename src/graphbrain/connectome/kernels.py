@@ -352,14 +352,15 @@ def _np_centre(xs: list[np.ndarray], idx: list[int], y: np.ndarray, r: int) -> n
 def _lw_scalar(tr: np.ndarray, delta_: np.ndarray, beta_: np.ndarray, r: int, t: float) -> tuple[np.ndarray, np.ndarray]:
     """sklearn's closed form per subject (``tr(S)``, ``||S||_F^2``, ``beta_``): the few
     scalars of a chunk in plain Python, cheaper than a dozen numpy calls on ``(k,)`` arrays.
-    One ROI: shrinkage 0, as sklearn's ``ledoit_wolf`` returns."""
+    One ROI: shrinkage 0, as sklearn's ``ledoit_wolf`` returns (also for ``delta = 0``, a
+    covariance already proportional to the identity)."""
     shrink, mus = [], []
     for tr_j, dl_j, bt_j in zip(tr.tolist(), delta_.tolist(), beta_.tolist(), strict=True):
         mu = tr_j / r
         beta = (bt_j - dl_j) / (r * t)
         delta = (dl_j - 2.0 * mu * tr_j + r * mu * mu) / r
         beta = min(beta, delta)
-        shrink.append(0.0 if beta == 0 or r == 1 else (beta / delta if delta != 0 else math.copysign(math.inf, beta)))
+        shrink.append(0.0 if beta == 0 or delta == 0 or r == 1 else beta / delta)
         mus.append(mu)
     return np.array(shrink), np.array(mus)
 
@@ -429,6 +430,145 @@ def _np_cov_finish(gv: np.ndarray, y: np.ndarray, sq: np.ndarray, t: float, kind
     return bool(np.isfinite(u).all())
 
 
+# --- optional fused loops (numba) ---------------------------------------------------------
+# Why a compiled path: on one CPU thread the Gram (OpenBLAS) alone costs about 1/20 of
+# nilearn's time, so 20x needs everything else nearly free. numpy cannot give that here:
+# each of the ~10 batched passes that centre the series, take the Ledoit-Wolf sums and scale
+# the output costs 5-10 us per subject (short rows, one memory pass each; measured in
+# benchmarks/RESULTS.md), about as much as the Gram together. These two loops do the same
+# maths in two passes over the series and two over each Gram. numba is an optional extra
+# (``pip install numba``); without it the numpy functions above give the same numbers.
+# The plain-Python functions are the reference the tests run when numba is absent.
+
+
+def _fused_centre(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> bool:
+    """Column means of ``x`` ``(T, R)`` into ``s`` (float64 sums) and ``y[:, :R] = x - mean``
+    (rounded once to ``y``'s dtype), ``y[:, R:] = 0``; False when a mean is not finite."""
+    t, r = x.shape
+    p = y.shape[1]
+    for i in range(r):
+        s[i] = 0.0
+    for a in range(t):
+        for i in range(r):
+            s[i] += x[a, i]
+    ok = True
+    for i in range(r):
+        s[i] /= t
+        if not math.isfinite(s[i]):
+            ok = False
+    for a in range(t):
+        for i in range(r):
+            y[a, i] = x[a, i] - s[i]
+        for i in range(r, p):
+            y[a, i] = 0.0
+    return ok
+
+
+def _fused_corr_finish(g: np.ndarray, y: np.ndarray, m: np.ndarray, r: int, t: float, lw: bool, near: float,
+                       redo: np.ndarray, o: np.ndarray) -> bool:
+    """``_np_corr_finish`` for a chunk, one loop nest per subject: the z-score scales ``a^2``
+    from the Gram's diagonal, ``||S_z||_F^2``, ``beta_`` from the centred series (inner sums
+    over ROIs in the Gram's dtype, outer sums in float64), sklearn's shrinkage, then
+    ``o = e_i G_ij e_j`` with diagonal 1. A subject with a near-constant ROI
+    (``0 < G_ii <= near T m_i^2``) is skipped and flagged in ``redo``. False when an entry is
+    undefined (NaN/Inf)."""
+    k = g.shape[0]
+    ok = True
+    a2 = np.empty(r, dtype=g.dtype)
+    e = np.empty(r, dtype=g.dtype)
+    eps2 = _EPS64 * _EPS64
+    for j in range(k):
+        redo[j] = False
+        for i in range(r):
+            gi = float(g[j, i, i])
+            if 0.0 < gi <= near * t * m[j, i] * m[j, i]:
+                redo[j] = True
+        if redo[j]:
+            continue
+        tr = 0.0
+        for i in range(r):
+            gi = float(g[j, i, i])
+            if lw:
+                d2 = gi / (t - 1.0)
+                if d2 < eps2:
+                    d2 = 1.0
+                a2[i] = 1.0 / (d2 * t)
+                tr += float(a2[i]) * gi
+        if lw:
+            delta_ = 0.0
+            for i in range(r):
+                acc = g.dtype.type(0.0)
+                for c in range(r):
+                    v = g[j, i, c]
+                    acc += v * v * a2[c]
+                delta_ += float(acc) * float(a2[i])
+            beta_ = 0.0
+            for a in range(y.shape[1]):
+                q = y.dtype.type(0.0)
+                for i in range(r):
+                    v = y[j, a, i]
+                    q += a2[i] * v * v
+                qt = float(q) * t
+                beta_ += qt * qt
+            beta_ /= t
+            mu = tr / r
+            beta = (beta_ - delta_) / (r * t)
+            delta = (delta_ - 2.0 * mu * tr + r * mu * mu) / r
+            beta = min(beta, delta)
+            shrink = 0.0 if beta == 0.0 or delta == 0.0 or r == 1 else beta / delta
+            keep = 1.0 - shrink
+            for i in range(r):
+                ai = float(a2[i])
+                den = keep * ai * float(g[j, i, i]) + shrink * mu
+                e[i] = math.sqrt(ai * keep / den) if den > 0.0 else math.inf
+        else:  # a constant ROI (G_ii = 0): inf, and 0 * inf = NaN off the diagonal, as nilearn
+            for i in range(r):
+                gi = float(g[j, i, i])
+                e[i] = 1.0 / math.sqrt(gi) if gi > 0.0 else math.inf
+        for i in range(r):
+            if not math.isfinite(e[i]):
+                ok = False
+        for i in range(r):
+            ei = e[i]
+            for c in range(r):
+                o[j, i, c] = g[j, i, c] * ei * e[c]
+            o[j, i, i] = 1.0
+    return ok
+
+
+_ACCEL: str = "auto"  # "auto": the numba loops when numba imports, "numpy": never
+_FUSED: tuple[Any, Any] | None = None
+
+
+def _fused() -> tuple[Any, Any] | None:
+    """The jitted ``(_fused_centre, _fused_corr_finish)``, or None (numba absent or off)."""
+    global _FUSED
+    if _ACCEL != "auto":
+        return None
+    if _FUSED is None:
+        try:
+            import numba
+        except ImportError:
+            _FUSED = (None, None)
+        else:
+            # error_model numpy: 1/0 -> inf as in numpy; reassoc/contract only, so NaN/Inf keep
+            # their meaning and the float64 sums vectorise
+            jit = numba.njit(nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+            _FUSED = (jit(_fused_centre), jit(_fused_corr_finish))
+    return None if _FUSED[0] is None else _FUSED
+
+
+def _recentre(x: np.ndarray, y: np.ndarray, g: np.ndarray, r: int) -> None:
+    """Centre one subject in float64 into ``y`` and redo its Gram. Twice, as nilearn centres
+    (z-scoring) and then scikit-learn's estimator centres again: a constant ROI whose mean
+    is not exact in float64 is then exactly 0, as there."""
+    xc = np.asarray(x, dtype=np.float64)
+    xc = xc - xc.mean(0)
+    xc -= xc.mean(0)
+    y[:, :r] = xc
+    np.matmul(y.T, y, out=g)
+
+
 def _np_connectivity(xs: list[np.ndarray], kind: str, estimator: str, gdt: np.dtype, out_dtype: str,
                      finite: bool) -> np.ndarray:
     """Subjects of one scan length in chunks of ``_CHUNK``: each series read from memory once
@@ -443,30 +583,44 @@ def _np_connectivity(xs: list[np.ndarray], kind: str, estimator: str, gdt: np.dt
     gram = np.empty((_CHUNK, p, p), dtype=gdt)
     size = max(chunk(t) * t for t in {int(x.shape[0]) for x in xs}) * p
     ybuf, sqbuf = np.empty(size, dtype=gdt), np.empty(size, dtype=gdt)  # reused by every length
+    fused = _fused()
+    redo = np.zeros(_CHUNK + 1, dtype=np.bool_)  # subjects to centre again (fused path)
     with np.errstate(divide="ignore", invalid="ignore"):
         for t, idx in _length_chunks(xs, chunk):
             k = len(idx)
             y, sq = ybuf[: k * t * p].reshape(k, t, p), sqbuf[: k * t * p].reshape(k, t, p)
             if p > r:
                 y[:, :, r:] = 0.0
-            m = _np_centre(xs, idx, y, r)
+            if fused is None:
+                m = _np_centre(xs, idx, y, r)
+            else:
+                m = np.zeros((k, r))
+                for j, i in enumerate(idx):
+                    if not fused[0](xs[i], y[j], m[j]):
+                        raise _NonFinite(_first_non_finite(xs, idx, m))
             g = gram[:k]
             np.matmul(y.transpose(0, 2, 1), y, out=g)
             gv = g[:, :r, :r]
-            dg = gv.diagonal(0, 1, 2).astype(np.float64)
-            # (0 < G_ii: an exactly constant centred column, e.g. an all-zero ROI, is exact already)
-            for j in np.flatnonzero(((dg <= _NEAR_CONSTANT[gdt] * t * (m * m)) & (dg > 0)).any(1)):
-                x64 = np.asarray(xs[idx[j]], dtype=np.float64)
-                y[j, :, :r] = x64 - x64.mean(0)
-                np.matmul(y[j].T, y[j], out=g[j])
-                dg[j] = gv[j].diagonal()
             i0 = idx[0]
             direct = idx[-1] - i0 == k - 1
             o = out[i0 : i0 + k] if direct else np.empty((k, r, r), dtype=out_dtype)
-            if kind == "correlation":
-                ok = _np_corr_finish(gv, dg, y, sq, float(t), estimator, o)
+            if kind == "correlation" and fused is not None:
+                lw = estimator == "ledoit_wolf"
+                ok = fused[1](g, y, m, r, float(t), lw, _NEAR_CONSTANT[gdt], redo, o)
+                for j in np.flatnonzero(redo[:k]) if redo[:k].any() else ():
+                    _recentre(xs[idx[j]], y[j], g[j], r)
+                    one = slice(j, j + 1)
+                    ok &= fused[1](g[one], y[one], m[one], r, float(t), lw, 0.0, redo[_CHUNK:], o[one])
             else:
-                ok = _np_cov_finish(gv, y, sq, float(t), kind, estimator, o)
+                dg = gv.diagonal(0, 1, 2).astype(np.float64)
+                # (0 < G_ii: an exactly constant centred column, e.g. an all-zero ROI, is exact already)
+                for j in np.flatnonzero(((dg <= _NEAR_CONSTANT[gdt] * t * (m * m)) & (dg > 0)).any(1)):
+                    _recentre(xs[idx[j]], y[j], g[j], r)
+                    dg[j] = gv[j].diagonal()
+                if kind == "correlation":
+                    ok = _np_corr_finish(gv, dg, y, sq, float(t), estimator, o)
+                else:
+                    ok = _np_cov_finish(gv, y, sq, float(t), kind, estimator, o)
             # NaN/Inf only come from a zero or negative diagonal (checked above); finite input
             if finite and not ok:
                 np.nan_to_num(o, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
