@@ -54,23 +54,34 @@ class _GINAggregate(torch.autograd.Function):
 
 
 class MLP2(nn.Sequential):
-    """Linear -> BatchNorm1d -> ReLU -> Linear -> BatchNorm1d -> ReLU on ``(N, C)`` rows."""
+    """Linear -> BatchNorm1d -> ReLU -> Linear -> BatchNorm1d -> ReLU on ``(N, C)`` rows.
+
+    :meth:`forward_projected` starts from ``x W_0^T`` computed by the caller.
+    """
 
     def __init__(self, c_in: int, c_out: int, c_hidden: int | None = None) -> None:
         c_hidden = c_hidden or c_out
         super().__init__(
             nn.Linear(c_in, c_hidden),
             nn.BatchNorm1d(c_hidden),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),  # on BatchNorm's fresh output (BatchNorm's backward keeps its input)
             nn.Linear(c_hidden, c_out),
             nn.BatchNorm1d(c_out),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
 
     def reset_parameters(self) -> None:
         for m in self:
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
+
+    def forward_projected(self, p: torch.Tensor) -> torch.Tensor:
+        """The MLP given ``p = x W_0^T`` ``(N, C_hidden)`` (the first Linear without its bias).
+        ``p`` is overwritten (its bias is added in place)."""
+        z = p.add_(self[0].bias)
+        for m in list(self)[1:]:
+            z = m(z)
+        return z
 
 
 class DenseGIN(nn.Module):
@@ -94,15 +105,27 @@ class DenseGIN(nn.Module):
         self.mlp.reset_parameters()
         self.eps.data.fill_(self.initial_eps)
 
-    def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    def _aggregate(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
         if adj.dim() == 3 and not adj.requires_grad and not _autocast_on(h):
-            agg = _GINAggregate.apply(h, adj, self.eps)  # A h + (1 + eps) h, fewer passes
-        elif adj.dim() == 3:
-            agg = torch.baddbmm((1.0 + self.eps) * h, adj, h)
-        else:
-            agg = torch.matmul(adj, h) + (1.0 + self.eps) * h
+            return _GINAggregate.apply(h, adj, self.eps)  # A h + (1 + eps) h, fewer passes
+        if adj.dim() == 3:
+            return torch.baddbmm((1.0 + self.eps) * h, adj, h)
+        return torch.matmul(adj, h) + (1.0 + self.eps) * h
+
+    def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        agg = self._aggregate(h, adj)
         g, r, c = agg.shape
         return self.mlp(agg.reshape(g * r, c)).reshape(g, r, -1)
+
+    def forward_projected(self, p: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        """``forward(h, adj)`` given ``p = h W_0^T`` ``(G, R, C_hidden)``, ``W_0`` the MLP's first
+        Linear weight (``self.mlp[0].weight``). The first Linear commutes with the aggregation,
+        ``W_0 (A h + (1 + eps) h) = A (h W_0^T) + (1 + eps) h W_0^T``, so a caller whose ``h``
+        has structure (STAGIN's first layer: ROI term + window term) computes ``p`` for far
+        fewer rows than ``G R``."""
+        agg = self._aggregate(p, adj)
+        g, r, c = agg.shape
+        return self.mlp.forward_projected(agg.reshape(g * r, c)).reshape(g, r, -1)
 
     def as_pyg(self) -> nn.Module:
         """A torch_geometric ``GINConv`` sharing this layer's MLP and ``eps`` (same function,
