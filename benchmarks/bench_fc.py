@@ -12,7 +12,10 @@ Workloads:
   ``ConnectivityTransformer`` (default engine, input checks included) and the bare kernel;
   "floor: Gram only" times the per-subject BLAS ``syrk`` ``X^T X`` alone (float32 for
   correlation, float64 for the other kinds), which any exact method must do: its ratio to
-  nilearn is the ceiling on this machine and load.
+  nilearn is the ceiling on this machine and load; "floor: kernel's padded Gram" times the
+  Gram as the kernel takes it (batched per chunk of same-length subjects, ROIs padded to a
+  multiple of 8, series prepared outside the timing). For correlation, "kernel, numpy only
+  (no numba)" times the kernel with its optional numba loops switched off (checked equal too).
 
 Every pair is timed interleaved (reference, ours, reference, ours ...) with the same
 thread count for every library (``--threads``, default 1: torch.set_num_threads plus
@@ -107,6 +110,31 @@ def machine_rates(repeats: int) -> dict[str, float]:
         m @ m
         gf.append(2 * 1024**3 / (time.perf_counter() - t0))
     return {"copy_bandwidth_GBs": float(np.max(bw)) / 1e9, "gemm_f32_GFLOPs": float(np.max(gf)) / 1e9}
+
+
+def _numpy_only(fn: Callable[[], object]) -> object:
+    """``fn()`` with the kernels' numba loops switched off (the numpy fallback)."""
+    before = kernels._ACCEL
+    kernels._ACCEL = "numpy"
+    try:
+        return fn()
+    finally:
+        kernels._ACCEL = before
+
+
+def _padded_gram_floor(data: list[np.ndarray], gdt: type) -> Callable[[], object]:
+    """The kernel's Gram alone: centred series of each chunk (same length, ``kernels._CHUNK``
+    subjects) stacked in a buffer with ``R`` padded as the kernel pads it; times the batched
+    ``matmul`` calls only."""
+    r = data[0].shape[1]
+    p = kernels._padded(r)
+    chunks = []
+    for _t, idx in kernels._length_chunks(data, kernels._CHUNK):
+        y = np.zeros((len(idx), data[idx[0]].shape[0], p), dtype=gdt)
+        for j, i in enumerate(idx):
+            y[j, :, :r] = data[i] - data[i].mean(0)
+        chunks.append((y, np.empty((len(idx), p, p), dtype=gdt)))
+    return lambda: [np.matmul(y.transpose(0, 2, 1), y, out=g) for y, g in chunks]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -239,10 +267,18 @@ def _static(args: argparse.Namespace, abide: list[np.ndarray] | None, res: dict)
                 gdt = np.float32 if kind == "correlation" else np.float64
                 fns["floor: Gram only"] = lambda d=data, gdt=gdt: [np.matmul(x.T, x) for x in
                                                                    (np.asarray(a, dtype=gdt) for a in d)]
+                # the Gram as the kernel takes it: one batched call per chunk of same-length
+                # subjects on their centred series in a zero-padded buffer (built outside the timing)
+                fns["floor: kernel's padded Gram"] = _padded_gram_floor(data, gdt)
+                if kind == "correlation" and kernels._fused() is not None:
+                    fns["kernel, numpy only (no numba)"] = lambda k=kind, d=data: _numpy_only(
+                        lambda: kernels.connectivity(d, k, out_dtype="float32", finite=True))
             ref = np.nan_to_num(nil())
             got = ours()
             scale = max(1.0, float(np.abs(ref).max())) if kind in ("covariance", "precision") else 1.0
             err = float(np.abs(got - ref).max()) / scale
+            if "kernel, numpy only (no numba)" in fns:  # the fallback must agree as well
+                err = max(err, float(np.abs(np.nan_to_num(fns["kernel, numpy only (no numba)"]()) - ref).max()))
             if not err <= 1e-5:
                 raise SystemExit(f"static {kind} on {name} differs from nilearn: {err:.2e}")
             stt = interleaved(fns, reps, warm=("nilearn", "ConnectivityTransformer"))

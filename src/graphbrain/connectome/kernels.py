@@ -125,7 +125,7 @@ def _as_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     x = np.asarray(x)
-    return x if x.dtype.kind == "f" else x.astype(np.float64)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)  # (float16 too)
 
 
 def _check_series(series: Sequence[Any] | Any) -> list[Any]:
@@ -589,9 +589,9 @@ def _np_connectivity(xs: list[np.ndarray], kind: str, estimator: str, gdt: np.dt
         for t, idx in _length_chunks(xs, chunk):
             k = len(idx)
             y, sq = ybuf[: k * t * p].reshape(k, t, p), sqbuf[: k * t * p].reshape(k, t, p)
-            if p > r:
-                y[:, :, r:] = 0.0
             if fused is None:
+                if p > r:
+                    y[:, :, r:] = 0.0  # (the fused centring writes these zeros itself)
                 m = _np_centre(xs, idx, y, r)
             else:
                 m = np.zeros((k, r))
