@@ -354,9 +354,13 @@ def stagin_vs_original(device: str, batch: int, rounds: int, steps: int, big_bat
     diffs = check_shared_maths(orig, ours, dfc_orig[: min(batch, 2)])
     orig.train()
     ours.train()
+    torch.manual_seed(0)
+    ours_onehot = get_model_spec("stagin").builder(n_rois=r, n_windows=nw, hidden=128, n_layers=4, top_percent=30.0,
+                                                   linear_path=False, node_features="onehot").to(device).train()
     fns = {"original": original_step_fn(orig_m, orig_b, orig, x, y, window, stride, 1e-5),
-           "graphbrain": graphbrain_step_fn(ours, x, y, window, stride)}
-    sizes = {"original": batch, "graphbrain": batch}
+           "graphbrain": graphbrain_step_fn(ours, x, y, window, stride),
+           "graphbrain onehot": graphbrain_step_fn(ours_onehot, x, y, window, stride)}
+    sizes = {"original": batch, "graphbrain": batch, "graphbrain onehot": batch}
     if big_batch:
         torch.manual_seed(0)
         ours_big = get_model_spec("stagin").builder(n_rois=r, n_windows=nw, hidden=128, n_layers=4,
@@ -377,10 +381,49 @@ def stagin_vs_original(device: str, batch: int, rounds: int, steps: int, big_bat
             _sync(device)
             times[k].append(sizes[k] * steps / (time.perf_counter() - t0))
     sps = {k: float(np.median(v)) for k, v in times.items()}
-    return {"data": f"{src}, {batch} subjects x {t} TRs, {r} ROIs, {nw} windows", "batch": batch,
+    floor = gemm_floor(fns, sizes, device, 1.0 / sps["original"])
+    return {"gemm_floor": floor, "data": f"{src}, {batch} subjects x {t} TRs, {r} ROIs, {nw} windows", "batch": batch,
             "subjects_per_s": sps, "spread": {k: [float(min(v)), float(max(v))] for k, v in times.items()},
             "ratio": sps["graphbrain"] / sps["original"], "dfc_max_diff": dfc_diff, "shared_maths_max_diff": diffs,
             "ratios_vs_original": {k: v / sps["original"] for k, v in sps.items()}}
+
+
+def gemm_floor(fns: dict[str, Any], sizes: dict[str, int], device: str, original_s_per_subject: float) -> dict:
+    """The matmul floor of each graphbrain step: its matmul FLOPs (``FlopCounterMode``: mm, bmm,
+    addmm, forward and backward) over the float32 GEMM rate measured now on the step's main
+    shape ((16,317 x 128) x (128 x 128), 1 call = one GIN Linear) and on a large square GEMM.
+    ``ceiling`` = the original's measured time per subject / the floor's: the ratio no implementation
+    of the same matmuls can beat on this machine, even with everything else free."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def rate(m: int, k: int, n: int) -> float:
+        a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+        a @ b
+        ts = []
+        for _ in range(7):
+            _sync(device)
+            t0 = time.perf_counter()
+            a @ b
+            _sync(device)
+            ts.append(time.perf_counter() - t0)
+        return 2 * m * k * n / float(np.median(ts)) / 1e9
+
+    rates = {"gin_linear_16317x128x128": rate(16317, 128, 128), "square_2048": rate(2048, 2048, 2048)}
+    best = max(rates.values())
+    out: dict = {"gemm_GFLOPs": rates}
+    for k, fn in fns.items():
+        if k == "original":  # FlopCounterMode counts torch.sparse.mm as dense: not meaningful there
+            continue
+        with FlopCounterMode(display=False) as fc:
+            fn()
+        gflop = fc.get_total_flops() / 1e9
+        floor_s = gflop / best
+        shape_s = gflop / rates["gin_linear_16317x128x128"]
+        out[k] = {"matmul_GFLOP": gflop, "floor_s": floor_s,
+                  "ceiling_vs_original": original_s_per_subject / (floor_s / sizes[k]),
+                  "floor_at_step_shape_rate_s": shape_s,
+                  "ceiling_at_step_shape_rate": original_s_per_subject / (shape_s / sizes[k])}
+    return out
 
 
 def profile_step(device: str, batch: int, rows: int = 15) -> str:
@@ -438,6 +481,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ratio graphbrain / original: {vs['ratio']:.2f}x; dynamic FC max |diff| {vs['dfc_max_diff']:.1e}; "
               f"same weights, shared maths max |diff|: " +
               ", ".join(f"{k} {v:.1e}" for k, v in vs["shared_maths_max_diff"].items()), flush=True)
+        fl = vs["gemm_floor"]
+        print("float32 GEMM now: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in fl["gemm_GFLOPs"].items()))
+        for k, v in fl.items():
+            if k != "gemm_GFLOPs":
+                print(f"{k}: {v['matmul_GFLOP']:.1f} GFLOP of matmuls per step -> floor {v['floor_s'] * 1e3:.0f} ms "
+                      f"at the best rate ({v['floor_at_step_shape_rate_s'] * 1e3:.0f} ms at the GIN-Linear rate); "
+                      f"ceiling vs the original {v['ceiling_vs_original']:.2f}x "
+                      f"({v['ceiling_at_step_shape_rate']:.2f}x)", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"stagin_vs_original": vs}, indent=2))
     if args.profile:
