@@ -207,7 +207,7 @@ def accel(request, monkeypatch):
         monkeypatch.setattr(kernels, "_ACCEL", "numpy")
     elif request.param == "fused-python":
         monkeypatch.setattr(kernels, "_ACCEL", "auto")
-        monkeypatch.setattr(kernels, "_FUSED", (kernels._fused_centre, kernels._fused_corr_finish))
+        monkeypatch.setattr(kernels, "_FUSED", (kernels._fused_centre, kernels._fused_corr_finish, kernels._fused_copy))
     else:
         pytest.importorskip("numba")
         monkeypatch.setattr(kernels, "_ACCEL", "auto")

@@ -464,51 +464,82 @@ def _fused_centre(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> bool:
     return ok
 
 
-def _fused_corr_finish(g: np.ndarray, y: np.ndarray, m: np.ndarray, r: int, t: float, lw: bool, near: float,
+def _fused_copy(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> bool:
+    """One pass: ``y[:, :R] = x`` (uncentred, in ``y``'s dtype), ``y[:, R:] = 0`` and the
+    column means into ``s`` (float64 sums); False when a mean is not finite. The correlation
+    loop below centres the Gram and the series on the fly (``G - T m m^T``, ``y - m``)."""
+    t, r = x.shape
+    p = y.shape[1]
+    for i in range(r):
+        s[i] = 0.0
+    for a in range(t):
+        for i in range(r):
+            v = x[a, i]
+            s[i] += v
+            y[a, i] = v
+        for i in range(r, p):
+            y[a, i] = 0.0
+    ok = True
+    for i in range(r):
+        s[i] /= t
+        if not math.isfinite(s[i]):
+            ok = False
+    return ok
+
+
+def _fused_corr_finish(g: np.ndarray, y: np.ndarray, m: np.ndarray, r: int, t: float, lw: bool, far: float,
                        redo: np.ndarray, o: np.ndarray) -> bool:
-    """``_np_corr_finish`` for a chunk, one loop nest per subject: the z-score scales ``a^2``
-    from the Gram's diagonal, ``||S_z||_F^2``, ``beta_`` from the centred series (inner sums
-    over ROIs in the Gram's dtype, outer sums in float64), sklearn's shrinkage, then
-    ``o = e_i G_ij e_j`` with diagonal 1. A subject with a near-constant ROI
-    (``0 < G_ii <= near T m_i^2``) is skipped and flagged in ``redo``. False when an entry is
+    """``_np_corr_finish`` for a chunk of uncentred Grams ``g`` and series ``y`` with column
+    means ``m`` (0 for a series centred already), one loop nest per subject: the centred
+    Gram ``G - T m m^T`` and series ``y - m`` on the fly, the z-score scales ``a^2`` from its
+    diagonal, ``||S_z||_F^2`` and ``beta_`` (inner sums over ROIs in the Gram's dtype, outer
+    sums in float64), sklearn's shrinkage, then ``o = e_i (G - T m m^T)_ij e_j`` with
+    diagonal 1. The rank-1 centring is exact to rounding when ``far T m_i^2 <= G_ii`` for
+    every ROI (mean small against the RMS: band-passed BOLD); a subject where it is not (raw
+    units, a constant ROI) is skipped and flagged in ``redo``. False when an entry is
     undefined (NaN/Inf)."""
     k = g.shape[0]
     ok = True
     a2 = np.empty(r, dtype=g.dtype)
+    c = np.empty(r, dtype=g.dtype)
+    mm = np.empty(r, dtype=y.dtype)
     e = np.empty(r, dtype=g.dtype)
+    dc = np.empty(r)
     eps2 = _EPS64 * _EPS64
     for j in range(k):
         redo[j] = False
         for i in range(r):
             gi = float(g[j, i, i])
-            if 0.0 < gi <= near * t * m[j, i] * m[j, i]:
+            if far * t * m[j, i] * m[j, i] > gi:
                 redo[j] = True
+            c[i] = math.sqrt(t) * m[j, i]
+            mm[i] = m[j, i]
+            dc[i] = gi - t * m[j, i] * m[j, i]  # centred diagonal
         if redo[j]:
             continue
         tr = 0.0
-        for i in range(r):
-            gi = float(g[j, i, i])
-            if lw:
-                d2 = gi / (t - 1.0)
+        if lw:
+            for i in range(r):
+                d2 = dc[i] / (t - 1.0)
                 if d2 < eps2:
                     d2 = 1.0
                 a2[i] = 1.0 / (d2 * t)
-                tr += float(a2[i]) * gi
-        if lw:
+                tr += float(a2[i]) * dc[i]
             delta_ = 0.0
             for i in range(r):
                 acc = g.dtype.type(0.0)
-                for c in range(r):
-                    v = g[j, i, c]
-                    acc += v * v * a2[c]
+                ci = c[i]
+                for q in range(r):
+                    v = g[j, i, q] - ci * c[q]
+                    acc += v * v * a2[q]
                 delta_ += float(acc) * float(a2[i])
             beta_ = 0.0
             for a in range(y.shape[1]):
-                q = y.dtype.type(0.0)
+                qa = y.dtype.type(0.0)
                 for i in range(r):
-                    v = y[j, a, i]
-                    q += a2[i] * v * v
-                qt = float(q) * t
+                    v = y[j, a, i] - mm[i]
+                    qa += a2[i] * v * v
+                qt = float(qa) * t
                 beta_ += qt * qt
             beta_ /= t
             mu = tr / r
@@ -519,29 +550,34 @@ def _fused_corr_finish(g: np.ndarray, y: np.ndarray, m: np.ndarray, r: int, t: f
             keep = 1.0 - shrink
             for i in range(r):
                 ai = float(a2[i])
-                den = keep * ai * float(g[j, i, i]) + shrink * mu
+                den = keep * ai * dc[i] + shrink * mu
                 e[i] = math.sqrt(ai * keep / den) if den > 0.0 else math.inf
-        else:  # a constant ROI (G_ii = 0): inf, and 0 * inf = NaN off the diagonal, as nilearn
+        else:  # a constant ROI (centred G_ii = 0): inf, and 0 * inf = NaN off the diagonal, as nilearn
             for i in range(r):
-                gi = float(g[j, i, i])
-                e[i] = 1.0 / math.sqrt(gi) if gi > 0.0 else math.inf
+                e[i] = 1.0 / math.sqrt(dc[i]) if dc[i] > 0.0 else math.inf
         for i in range(r):
             if not math.isfinite(e[i]):
                 ok = False
         for i in range(r):
             ei = e[i]
-            for c in range(r):
-                o[j, i, c] = g[j, i, c] * ei * e[c]
+            ci = c[i]
+            for q in range(r):
+                o[j, i, q] = (g[j, i, q] - ci * c[q]) * ei * e[q]
             o[j, i, i] = 1.0
     return ok
 
 
 _ACCEL: str = "auto"  # "auto": the numba loops when numba imports, "numpy": never
-_FUSED: tuple[Any, Any] | None = None
+_FUSED: tuple[Any, Any, Any] | None = None
+# uncentred Gram + rank-1 centring when every ROI has mean^2 <= RMS^2 / _FAR, i.e. |mean| <= std
+# for 2: the cancellation in G - T m m^T then costs at most a factor 2 (about 1e-7 in float32).
+# (16, i.e. |mean| <= 0.26 std, sent about 5% of short white-noise scans to the slow path.)
+_FAR = 2.0
 
 
-def _fused() -> tuple[Any, Any] | None:
-    """The jitted ``(_fused_centre, _fused_corr_finish)``, or None (numba absent or off)."""
+def _fused() -> tuple[Any, Any, Any] | None:
+    """The jitted ``(_fused_centre, _fused_corr_finish, _fused_copy)``, or None (numba absent
+    or off)."""
     global _FUSED
     if _ACCEL != "auto":
         return None
@@ -549,12 +585,12 @@ def _fused() -> tuple[Any, Any] | None:
         try:
             import numba
         except ImportError:
-            _FUSED = (None, None)
+            _FUSED = (None, None, None)
         else:
             # error_model numpy: 1/0 -> inf as in numpy; reassoc/contract only, so NaN/Inf keep
             # their meaning and the float64 sums vectorise
             jit = numba.njit(nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
-            _FUSED = (jit(_fused_centre), jit(_fused_corr_finish))
+            _FUSED = (jit(_fused_centre), jit(_fused_corr_finish), jit(_fused_copy))
     return None if _FUSED[0] is None else _FUSED
 
 
@@ -595,8 +631,9 @@ def _np_connectivity(xs: list[np.ndarray], kind: str, estimator: str, gdt: np.dt
                 m = _np_centre(xs, idx, y, r)
             else:
                 m = np.zeros((k, r))
+                prep = fused[2] if kind == "correlation" else fused[0]  # uncentred / centred
                 for j, i in enumerate(idx):
-                    if not fused[0](xs[i], y[j], m[j]):
+                    if not prep(xs[i], y[j], m[j]):
                         raise _NonFinite(_first_non_finite(xs, idx, m))
             g = gram[:k]
             np.matmul(y.transpose(0, 2, 1), y, out=g)
@@ -606,9 +643,10 @@ def _np_connectivity(xs: list[np.ndarray], kind: str, estimator: str, gdt: np.dt
             o = out[i0 : i0 + k] if direct else np.empty((k, r, r), dtype=out_dtype)
             if kind == "correlation" and fused is not None:
                 lw = estimator == "ledoit_wolf"
-                ok = fused[1](g, y, m, r, float(t), lw, _NEAR_CONSTANT[gdt], redo, o)
+                ok = fused[1](g, y, m, r, float(t), lw, _FAR, redo, o)
                 for j in np.flatnonzero(redo[:k]) if redo[:k].any() else ():
                     _recentre(xs[idx[j]], y[j], g[j], r)
+                    m[j] = 0.0
                     one = slice(j, j + 1)
                     ok &= fused[1](g[one], y[one], m[one], r, float(t), lw, 0.0, redo[_CHUNK:], o[one])
             else:
