@@ -49,7 +49,14 @@ up to a multiple of 8: OpenBLAS's Gram is faster on 112 than on 111 columns); th
 batched Gram per chunk and every further ``O(T R)`` and ``O(R^2)`` step as one batched call
 per chunk on cache-hot data, the last one writing the output. A ROI whose centred sum of
 squares is within rounding of zero (a constant ROI whose mean is not exact in the Gram's
-dtype) has its subject centred again in float64, as nilearn centres. Constant ROIs: their off-diagonal
+dtype) has its subject centred again in float64, as nilearn centres. When numba is
+installed (an optional extra; ``_ACCEL = "numpy"`` switches it off) the ``correlation``
+kind runs two compiled loops instead of those numpy passes: one that copies each series
+(uncentred) with its column sums, and one per chunk that centres the Gram by the rank-1
+update ``G - T m m^T`` on the fly, takes the Ledoit-Wolf sums and writes the output (a
+subject with a ROI whose mean exceeds its standard deviation, or a constant ROI, is centred
+exactly in float64 first). Same numbers as the numpy path to about 1e-6; see the comment
+above ``_fused_centre`` for why. Constant ROIs: their off-diagonal
 correlations come out as 0 with Ledoit-Wolf (as in nilearn) and as NaN with the empirical
 estimator (nilearn's 0/0); :class:`~graphbrain.connectome.static.ConnectivityTransformer`
 maps every NaN to 0.
@@ -435,10 +442,12 @@ def _np_cov_finish(gv: np.ndarray, y: np.ndarray, sq: np.ndarray, t: float, kind
 # nilearn's time, so 20x needs everything else nearly free. numpy cannot give that here:
 # each of the ~10 batched passes that centre the series, take the Ledoit-Wolf sums and scale
 # the output costs 5-10 us per subject (short rows, one memory pass each; measured in
-# benchmarks/RESULTS.md), about as much as the Gram together. These two loops do the same
-# maths in two passes over the series and two over each Gram. numba is an optional extra
-# (``pip install numba``); without it the numpy functions above give the same numbers.
-# The plain-Python functions are the reference the tests run when numba is absent.
+# benchmarks/RESULTS.md), together about as much as the Gram (numpy path: ~12x nilearn on
+# ABIDE, numba path: ~20x, same run). The loops below do the same maths in one pass over
+# each series before the Gram and, per subject, one over the series and two over its Gram
+# after it. numba is an optional extra (``pip install numba``); without it the numpy
+# functions above give the same numbers. The tests also run these functions as plain
+# Python, so they are checked where numba is absent.
 
 
 def _fused_centre(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> bool:
