@@ -65,6 +65,7 @@ maps every NaN to 0.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -576,7 +577,10 @@ def _fused_corr_finish(g: np.ndarray, y: np.ndarray, m: np.ndarray, r: int, t: f
     return ok
 
 
-_ACCEL: str = "auto"  # "auto": the numba loops when numba imports, "numpy": never
+# "auto": the numba loops when numba imports (JIT-compiled on first use, about 3-4 s once per
+# process: there is no on-disk cache, as nothing is written next to the sources); "numpy":
+# never (environment variable GRAPHBRAIN_KERNELS_ACCEL=numpy, or set this attribute)
+_ACCEL: str = os.environ.get("GRAPHBRAIN_KERNELS_ACCEL", "auto")
 _FUSED: tuple[Any, Any, Any] | None = None
 # uncentred Gram + rank-1 centring when every ROI has mean^2 <= RMS^2 / _FAR, i.e. |mean| <= std
 # for 2: the cancellation in G - T m m^T then costs at most a factor 2 (about 1e-7 in float32).
