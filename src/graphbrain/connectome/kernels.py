@@ -498,7 +498,7 @@ def _fused_copy(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> bool:
 
 
 def _fused_corr_finish(g: np.ndarray, y: np.ndarray, m: np.ndarray, r: int, t: float, lw: bool, far: float,
-                       redo: np.ndarray, o: np.ndarray) -> bool:
+                       redo: np.ndarray, o: np.ndarray) -> int:
     """``_np_corr_finish`` for a chunk of uncentred Grams ``g`` and series ``y`` with column
     means ``m`` (0 for a series centred already), one loop nest per subject: the centred
     Gram ``G - T m m^T`` and series ``y - m`` on the fly, the z-score scales ``a^2`` from its
@@ -506,10 +506,11 @@ def _fused_corr_finish(g: np.ndarray, y: np.ndarray, m: np.ndarray, r: int, t: f
     sums in float64), sklearn's shrinkage, then ``o = e_i (G - T m m^T)_ij e_j`` with
     diagonal 1. The rank-1 centring is exact to rounding when ``far T m_i^2 <= G_ii`` for
     every ROI (mean small against the RMS: band-passed BOLD); a subject where it is not (raw
-    units, a constant ROI) is skipped and flagged in ``redo``. False when an entry is
-    undefined (NaN/Inf)."""
+    units, a constant ROI) is skipped and flagged in ``redo``. Returns 1 when every entry is
+    defined (no NaN/Inf), plus 2 when a subject was flagged."""
     k = g.shape[0]
     ok = True
+    flagged = False
     a2 = np.empty(r, dtype=g.dtype)
     c = np.empty(r, dtype=g.dtype)
     mm = np.empty(r, dtype=y.dtype)
@@ -526,6 +527,7 @@ def _fused_corr_finish(g: np.ndarray, y: np.ndarray, m: np.ndarray, r: int, t: f
             mm[i] = m[j, i]
             dc[i] = gi - t * m[j, i] * m[j, i]  # centred diagonal
         if redo[j]:
+            flagged = True
             continue
         tr = 0.0
         if lw:
@@ -574,7 +576,7 @@ def _fused_corr_finish(g: np.ndarray, y: np.ndarray, m: np.ndarray, r: int, t: f
             for q in range(r):
                 o[j, i, q] = (g[j, i, q] - ci * c[q]) * ei * e[q]
             o[j, i, i] = 1.0
-    return ok
+    return (1 if ok else 0) + (2 if flagged else 0)
 
 
 # "auto": the numba loops when numba imports (JIT-compiled on first use, about 3-4 s once per
@@ -631,19 +633,22 @@ def _np_connectivity(xs: list[np.ndarray], kind: str, estimator: str, gdt: np.dt
     chunk = lambda t: max(1, min(_CHUNK, _CHUNK_BYTES // (t * p * item)))  # noqa: E731
     gram = np.empty((_CHUNK, p, p), dtype=gdt)
     size = max(chunk(t) * t for t in {int(x.shape[0]) for x in xs}) * p
-    ybuf, sqbuf = np.empty(size, dtype=gdt), np.empty(size, dtype=gdt)  # reused by every length
     fused = _fused()
+    ybuf = np.empty(size, dtype=gdt)  # reused by every length
+    sqbuf = np.empty(size if fused is None or kind != "correlation" else 0, dtype=gdt)
     redo = np.zeros(_CHUNK + 1, dtype=np.bool_)  # subjects to centre again (fused path)
+    mbuf = np.empty((_CHUNK, r))
     with np.errstate(divide="ignore", invalid="ignore"):
         for t, idx in _length_chunks(xs, chunk):
             k = len(idx)
-            y, sq = ybuf[: k * t * p].reshape(k, t, p), sqbuf[: k * t * p].reshape(k, t, p)
+            y = ybuf[: k * t * p].reshape(k, t, p)
+            sq = sqbuf[: k * t * p].reshape(k, t, p) if sqbuf.size else None  # numpy finishing only
             if fused is None:
                 if p > r:
                     y[:, :, r:] = 0.0  # (the fused centring writes these zeros itself)
                 m = _np_centre(xs, idx, y, r)
             else:
-                m = np.zeros((k, r))
+                m = mbuf[:k]  # every entry written by the loop
                 prep = fused[2] if kind == "correlation" else fused[0]  # uncentred / centred
                 for j, i in enumerate(idx):
                     if not prep(xs[i], y[j], m[j]):
@@ -656,12 +661,13 @@ def _np_connectivity(xs: list[np.ndarray], kind: str, estimator: str, gdt: np.dt
             o = out[i0 : i0 + k] if direct else np.empty((k, r, r), dtype=out_dtype)
             if kind == "correlation" and fused is not None:
                 lw = estimator == "ledoit_wolf"
-                ok = fused[1](g, y, m, r, float(t), lw, _FAR, redo, o)
-                for j in np.flatnonzero(redo[:k]) if redo[:k].any() else ():
+                status = fused[1](g, y, m, r, float(t), lw, _FAR, redo, o)
+                ok = bool(status & 1)
+                for j in np.flatnonzero(redo[:k]) if status & 2 else ():
                     _recentre(xs[idx[j]], y[j], g[j], r)
                     m[j] = 0.0
                     one = slice(j, j + 1)
-                    ok &= fused[1](g[one], y[one], m[one], r, float(t), lw, 0.0, redo[_CHUNK:], o[one])
+                    ok &= bool(fused[1](g[one], y[one], m[one], r, float(t), lw, 0.0, redo[_CHUNK:], o[one]) & 1)
             else:
                 dg = gv.diagonal(0, 1, 2).astype(np.float64)
                 # (0 < G_ii: an exactly constant centred column, e.g. an all-zero ROI, is exact already)
