@@ -75,16 +75,17 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, sync=lambda:
                 warm: tuple[str, ...] = ()) -> dict[str, dict]:
     """``repeats`` rounds of every function in turn; median/min/max s. Functions not in
     ``warm`` (already run once, e.g. for the equality check) get one warm-up call first.
-    The order is rotated every round, so no function always runs right after the same one
-    (the call right after nilearn's ran ~15% slower on the 2-core machine: caches and
-    allocator state it leaves behind)."""
+    The order is shuffled every round (fixed seed), so no function always runs right after
+    the same one (the call right after nilearn's ran ~15% slower on the 2-core machine:
+    caches and allocator state it leaves behind)."""
     for k, fn in fns.items():
         if k not in warm:
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
     keys = list(fns)
-    for rnd in range(repeats):
-        for k in keys[rnd % len(keys) :] + keys[: rnd % len(keys)]:
+    order = np.random.default_rng(0)
+    for _ in range(repeats):
+        for k in order.permutation(keys):
             fn = fns[k]
             sync()
             t0 = time.perf_counter()
