@@ -191,9 +191,11 @@ def test_auto_gram_is_float32_for_correlation_only(xs):
                                   kernels.connectivity(xs, "covariance", gram_dtype="float64"))
 
 
-def test_numpy_back_end_takes_tensors_and_a_cold_cache(xs):
+def test_numpy_back_end_takes_tensors_and_a_cold_cache(xs, monkeypatch):
     """Tensors (here with autograd, which numpy cannot view) give the numpy back end's
-    numbers; the cached ones-vectors of the column sums do not change results when cold."""
+    numbers; the cached ones-vectors of the column sums (numpy path: numba off) do not
+    change results when cold."""
+    monkeypatch.setattr(kernels, "_ACCEL", "numpy")
     want = kernels.connectivity(xs, "covariance")
     tensors = [torch.from_numpy(x).requires_grad_(True) for x in xs]
     np.testing.assert_array_equal(kernels.connectivity(tensors, "covariance"), want)
