@@ -127,10 +127,13 @@ def abide():
     return [s.timeseries for s in cohort]
 
 
-def test_abide_correlation_all_subjects(abide):
+def test_abide_correlation_all_subjects(abide, monkeypatch):
     assert len(abide) == 323 and len({x.shape[0] for x in abide}) > 1  # several scan lengths
     got = ConnectivityTransformer(kind="correlation").fit(abide).transform(abide)
     ref = ConnectivityTransformer(kind="correlation", engine="nilearn").fit(abide).transform(abide)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    monkeypatch.setattr(kernels, "_ACCEL", "numpy")  # the numpy path too (numba loops above if installed)
+    got = ConnectivityTransformer(kind="correlation").fit(abide).transform(abide)
     np.testing.assert_allclose(got, ref, atol=1e-5)
 
 
