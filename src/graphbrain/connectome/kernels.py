@@ -55,7 +55,7 @@ kind runs two compiled loops instead of those numpy passes: one that copies each
 (uncentred) with its column sums, and one per chunk that centres the Gram by the rank-1
 update ``G - T m m^T`` on the fly, takes the Ledoit-Wolf sums and writes the output (a
 subject with a ROI whose mean exceeds its standard deviation, or a constant ROI, is centred
-exactly in float64 first). Same numbers as the numpy path to about 1e-6; see the comment
+exactly in float64 first). Same numbers as the numpy path to about 2e-6 (ABIDE); see the comment
 above ``_fused_centre`` for why. Constant ROIs: their off-diagonal
 correlations come out as 0 with Ledoit-Wolf (as in nilearn) and as NaN with the empirical
 estimator (nilearn's 0/0); :class:`~graphbrain.connectome.static.ConnectivityTransformer`
