@@ -15,7 +15,7 @@ Workloads:
   nilearn is the ceiling on this machine and load; "floor: kernel's padded Gram" times the
   Gram as the kernel takes it (batched per chunk of same-length subjects, ROIs padded to a
   multiple of 8, series prepared outside the timing). For correlation, "kernel, numpy only
-  (no numba)" times the kernel with its optional numba loops switched off (checked equal too).
+  (no numba, the default)" times the kernel with its opt-in numba loops off (checked equal too).
 
 Every pair is timed interleaved (reference, ours, reference, ours ...) with the same
 thread count for every library (``--threads``, default 1: torch.set_num_threads plus
@@ -143,6 +143,30 @@ def _padded_gram_floor(data: list[np.ndarray], gdt: type) -> Callable[[], object
     return lambda: [np.matmul(y.transpose(0, 2, 1), y, out=g) for y, g in chunks]
 
 
+def first_call_cost() -> dict:
+    """What a new process pays before the numba loops run: ``import numba`` and the first
+    ``correlation`` call (8 small subjects) with a cold numba cache (JIT compile) and with
+    the cache filled by that run, against the numpy path's first call. Fresh interpreters."""
+    import subprocess
+    import sys
+    import tempfile
+
+    code = ("import time, numpy as np; t0 = time.perf_counter(); import {imp}; t1 = time.perf_counter(); "
+            "from graphbrain.connectome import kernels; kernels.set_accel('{mode}'); "
+            "x = [np.random.default_rng(0).standard_normal((100, 20)).astype(np.float32) for _ in range(8)]; "
+            "t2 = time.perf_counter(); kernels.connectivity(x, 'correlation'); "
+            "print(t1 - t0, time.perf_counter() - t2)")
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for key, mode, imp in (("cold", "numba", "numba"), ("cached", "numba", "numba"), ("numpy", "numpy", "math")):
+            res = subprocess.run([sys.executable, "-c", code.format(mode=mode, imp=imp)], env=env, check=True,
+                                 capture_output=True, text=True).stdout.split()
+            out[key] = [float(v) for v in res]
+    return {"import_numba_s": out["cached"][0], "cold_first_call_s": out["cold"][1],
+            "cached_first_call_s": out["cached"][1], "numpy_first_call_s": out["numpy"][1]}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--subjects", type=int, default=100, help="subjects for dynamic FC")
@@ -160,9 +184,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--kinds", default="correlation,partial correlation,covariance,precision,tangent",
                     help="static kinds on ABIDE (comma-separated)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--accel", default="auto", choices=kernels.ACCEL_MODES,
+                    help="kernels' correlation path for 'ConnectivityTransformer' and 'kernel' (library default: "
+                         "numpy; auto = the opt-in numba loops when numba is installed)")
     args = ap.parse_args(argv)
     if args.quick:
         args.subjects, args.cohort, args.repeats, args.tangent_subjects = 10, 50, 2, 20
+    kernels.set_accel(args.accel)
+    if kernels._fused() is not None:
+        fc = first_call_cost()
+        print(f"kernels accel {args.accel} -> numba loops (opt-in). Once per process: import numba "
+              f"{fc['import_numba_s']:.2f} s; first correlation call {fc['cold_first_call_s']:.2f} s with a cold "
+              f"numba cache (compile), {fc['cached_first_call_s']:.2f} s from the cache; numpy path's first call "
+              f"{fc['numpy_first_call_s']:.2f} s", flush=True)
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
     res: dict = {"threads": args.threads, "machine": f"{platform.machine()} {os.cpu_count()} cores",
@@ -277,14 +311,15 @@ def _static(args: argparse.Namespace, abide: list[np.ndarray] | None, res: dict)
                 # subjects on their centred series in a zero-padded buffer (built outside the timing)
                 fns["floor: kernel's padded Gram"] = _padded_gram_floor(data, gdt)
                 if kind == "correlation" and kernels._fused() is not None:
-                    fns["kernel, numpy only (no numba)"] = lambda k=kind, d=data: _numpy_only(
+                    fns["kernel, numpy only (no numba, the default)"] = lambda k=kind, d=data: _numpy_only(
                         lambda: kernels.connectivity(d, k, out_dtype="float32", finite=True))
             ref = np.nan_to_num(nil())
             got = ours()
             scale = max(1.0, float(np.abs(ref).max())) if kind in ("covariance", "precision") else 1.0
             err = float(np.abs(got - ref).max()) / scale
-            if "kernel, numpy only (no numba)" in fns:  # the fallback must agree as well
-                err = max(err, float(np.abs(np.nan_to_num(fns["kernel, numpy only (no numba)"]()) - ref).max()))
+            if "kernel, numpy only (no numba, the default)" in fns:  # the default path must agree as well
+                err = max(err, float(np.abs(np.nan_to_num(fns["kernel, numpy only (no numba, the default)"]())
+                                         - ref).max()))
             if not err <= 1e-5:
                 raise SystemExit(f"static {kind} on {name} differs from nilearn: {err:.2e}")
             stt = interleaved(fns, reps, warm=("nilearn", "ConnectivityTransformer"))

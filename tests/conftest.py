@@ -6,12 +6,16 @@ import os
 import tempfile
 from pathlib import Path
 
-import pytest
-import torch
-from hypothesis import settings
-from hypothesis.configuration import set_hypothesis_home_dir
+# numba's on-disk cache of the compiled static-FC loops goes next to the sources by default
+# (the checkout): keep it in a temporary folder (set before anything imports numba).
+os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="numba-cache-"))
 
-from graphbrain.data import Cohort, make_synthetic_cohort
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
+
+from graphbrain.data import Cohort, make_synthetic_cohort  # noqa: E402
 
 # Hypothesis keeps its example database and failure patches in .hypothesis/ of the
 # working directory at import time (the checkout): keep them in a temporary folder.

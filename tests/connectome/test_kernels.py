@@ -13,7 +13,7 @@ from sklearn.covariance import EmpiricalCovariance, LedoitWolf, ledoit_wolf_shri
 
 from graphbrain.connectome import kernels
 from graphbrain.connectome.static import ConnectivityTransformer
-from graphbrain.errors import ConfigError, DataError
+from graphbrain.errors import ConfigError, DataError, MissingDependencyError
 
 ABIDE = Path(__file__).resolve().parents[3] / "shared" / "data" / "abide_pcp"
 KINDS = ["correlation", "partial correlation", "covariance", "precision"]
@@ -132,9 +132,24 @@ def test_abide_correlation_all_subjects(abide, monkeypatch):
     got = ConnectivityTransformer(kind="correlation").fit(abide).transform(abide)
     ref = ConnectivityTransformer(kind="correlation", engine="nilearn").fit(abide).transform(abide)
     np.testing.assert_allclose(got, ref, atol=1e-5)
-    monkeypatch.setattr(kernels, "_ACCEL", "numpy")  # the numpy path too (numba loops above if installed)
+    monkeypatch.setattr(kernels, "_ACCEL", "auto")  # the numba loops too, when installed
     got = ConnectivityTransformer(kind="correlation").fit(abide).transform(abide)
     np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_accel_modes(monkeypatch):
+    """numpy by default (no compile cost); 'numba' without numba is a clear error, an unknown
+    mode a ConfigError; 'auto' falls back to numpy."""
+    monkeypatch.setattr(kernels, "_ACCEL", "numpy")
+    assert kernels._fused() is None
+    with pytest.raises(ConfigError, match="accel"):
+        kernels.set_accel("fast")
+    monkeypatch.setattr(kernels, "_FUSED", (None, None, None))  # as if numba were not installed
+    with pytest.raises(MissingDependencyError, match="numba"):
+        kernels.set_accel("numba")
+    kernels.set_accel("auto")
+    assert kernels._fused() is None
+    kernels.set_accel("numpy")
 
 
 @pytest.mark.parametrize("kind", ["partial correlation", "covariance", "precision", "tangent"])

@@ -49,8 +49,9 @@ up to a multiple of 8: OpenBLAS's Gram is faster on 112 than on 111 columns); th
 batched Gram per chunk and every further ``O(T R)`` and ``O(R^2)`` step as one batched call
 per chunk on cache-hot data, the last one writing the output. A ROI whose centred sum of
 squares is within rounding of zero (a constant ROI whose mean is not exact in the Gram's
-dtype) has its subject centred again in float64, as nilearn centres. When numba is
-installed (an optional extra; ``_ACCEL = "numpy"`` switches it off) the ``correlation``
+dtype) has its subject centred again in float64, as nilearn centres. Opt-in
+(:func:`set_accel` ``("numba")`` or the environment variable
+``GRAPHBRAIN_KERNELS_ACCEL=numba``; numba from the ``fast`` extra) the ``correlation``
 kind runs two compiled loops instead of those numpy passes: one that copies each series
 (uncentred) with its column sums, and one per chunk that centres the Gram by the rank-1
 update ``G - T m m^T`` on the fly, takes the Ledoit-Wolf sums and writes the output (a
@@ -71,7 +72,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from graphbrain.errors import ConfigError, DataError
+from graphbrain.errors import ConfigError, DataError, MissingDependencyError
 
 Backend = Literal["numpy", "torch"]
 KERNEL_KINDS = ("correlation", "partial correlation", "covariance", "precision", "tangent")
@@ -579,11 +580,27 @@ def _fused_corr_finish(g: np.ndarray, y: np.ndarray, m: np.ndarray, r: int, t: f
     return (1 if ok else 0) + (2 if flagged else 0)
 
 
-# "auto": the numba loops when numba imports (JIT-compiled on first use, about 3-4 s once per
-# process: there is no on-disk cache, as nothing is written next to the sources); "numpy":
-# never (environment variable GRAPHBRAIN_KERNELS_ACCEL=numpy, or set this attribute)
-_ACCEL: str = os.environ.get("GRAPHBRAIN_KERNELS_ACCEL", "auto")
+# "numpy" (the default): numpy passes only. "numba": the compiled loops (numba required).
+# "auto": the loops when numba imports. Why not on by default: a process pays about 0.5 s to
+# import numba and 2-4 s to compile the loops the first time (about 0.4 s to load them from
+# numba's on-disk cache afterwards), while the loops save about 25 ms per pass over the 323
+# ABIDE subjects (benchmarks/RESULTS.md): they pay in long-lived processes that compute many
+# cohorts' connectomes (services, notebooks, repeated resampling), not in one `graphbrain run`.
+ACCEL_MODES = ("numpy", "numba", "auto")
+_ACCEL: str = os.environ.get("GRAPHBRAIN_KERNELS_ACCEL", "numpy")
 _FUSED: tuple[Any, Any, Any] | None = None
+
+
+def set_accel(mode: str) -> None:
+    """Choose the CPU path of the ``correlation`` kind: ``"numpy"`` (default), ``"numba"``
+    (compiled fused loops, same numbers to about 2e-6; needs ``pip install 'graphbrain[fast]'``)
+    or ``"auto"`` (numba when it imports). Also ``GRAPHBRAIN_KERNELS_ACCEL``."""
+    global _ACCEL
+    if mode not in ACCEL_MODES:
+        raise ConfigError(f"unknown kernels accel {mode!r}; use one of {ACCEL_MODES}")
+    _ACCEL = mode
+    if mode != "numpy":
+        _fused()  # numba missing -> the error now, not at the first connectome
 # uncentred Gram + rank-1 centring when every ROI has mean^2 <= RMS^2 / _FAR, i.e. |mean| <= std
 # for 2: the cancellation in G - T m m^T then costs at most a factor 2 (about 1e-7 in float32).
 # (16, i.e. |mean| <= 0.26 std, sent about 5% of short white-noise scans to the slow path.)
@@ -594,7 +611,9 @@ def _fused() -> tuple[Any, Any, Any] | None:
     """The jitted ``(_fused_centre, _fused_corr_finish, _fused_copy)``, or None (numba absent
     or off)."""
     global _FUSED
-    if _ACCEL != "auto":
+    if _ACCEL not in ("numba", "auto"):
+        if _ACCEL != "numpy":
+            raise ConfigError(f"GRAPHBRAIN_KERNELS_ACCEL={_ACCEL!r} is not one of {ACCEL_MODES}")
         return None
     if _FUSED is None:
         try:
@@ -603,10 +622,15 @@ def _fused() -> tuple[Any, Any, Any] | None:
             _FUSED = (None, None, None)
         else:
             # error_model numpy: 1/0 -> inf as in numpy; reassoc/contract only, so NaN/Inf keep
-            # their meaning and the float64 sums vectorise
-            jit = numba.njit(nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+            # their meaning and the float64 sums vectorise. cache: compiled once per machine
+            # (numba's cache directory; NUMBA_CACHE_DIR moves it)
+            jit = numba.njit(nogil=True, error_model="numpy", fastmath={"reassoc", "contract"}, cache=True)
             _FUSED = (jit(_fused_centre), jit(_fused_corr_finish), jit(_fused_copy))
-    return None if _FUSED[0] is None else _FUSED
+    if _FUSED[0] is None:
+        if _ACCEL == "numba":
+            raise MissingDependencyError("numba", "fast", "the compiled static-FC loops (kernels accel 'numba')")
+        return None
+    return _FUSED
 
 
 def _recentre(x: np.ndarray, y: np.ndarray, g: np.ndarray, r: int) -> None:
