@@ -22,8 +22,6 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torch_geometric.nn import GATConv, GCNConv, GINConv, global_mean_pool
-from torch_geometric.utils import scatter
 
 from graphbrain.connectome.graphs import dense_to_pyg, topk_sparsify
 from graphbrain.errors import ConfigError
@@ -50,6 +48,10 @@ class StaticGNN(nn.Module):
         super().__init__()
         if conv not in ("gin", "gcn", "gat"):
             raise ConfigError(f"conv must be 'gin', 'gcn' or 'gat', got {conv!r}")
+        # imported here, not at module level: torch_geometric (and the torch._dynamo it pulls
+        # in) costs about 3 s of start-up that runs of the other models need not pay
+        from torch_geometric.nn import GATConv, GCNConv, GINConv
+
         self.conv_kind, self.top_percent, self.n_rois = conv, top_percent, n_rois
         dims = [n_rois] + [hidden] * n_layers
         convs = []
@@ -74,6 +76,9 @@ class StaticGNN(nn.Module):
         self.head[3].reset_parameters()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        from torch_geometric.nn import global_mean_pool
+        from torch_geometric.utils import scatter
+
         fc = torch.nan_to_num(batch["fc"])
         b, r, _ = fc.shape
         adj = topk_sparsify(fc, self.top_percent)
