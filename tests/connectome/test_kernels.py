@@ -145,7 +145,7 @@ def test_accel_modes(monkeypatch):
     with pytest.raises(ConfigError, match="accel"):
         kernels.set_accel("fast")
     monkeypatch.setattr(kernels, "_FUSED", (None, None, None))  # as if numba were not installed
-    with pytest.raises(MissingDependencyError, match="numba"):
+    with pytest.raises(MissingDependencyError, match=r"compiled static-FC loops .*'numba'.*\[fast\]"):
         kernels.set_accel("numba")
     kernels.set_accel("auto")
     assert kernels._fused() is None
@@ -300,3 +300,19 @@ def test_chunked_paths_find_non_finite_input(awkward, accel):
     bad[20][0, 0] = np.inf
     with pytest.raises(DataError, match="time series 13 contains NaN/Inf"):
         kernels.connectivity(bad)
+
+
+def test_long_scans_take_smaller_chunks_and_equal_nilearn(accel):
+    """Long (e.g. concatenated) scans: float32 sums over T = 4,680 time points drift to about
+    1e-5 from nilearn, so ``gram_dtype="auto"`` accumulates them in float64; and fewer than
+    ``_CHUNK`` of them fit the chunk buffer budget (``_CHUNK_BYTES``), so the chunk shrinks.
+    Results stay nilearn's to 1e-5 on every path."""
+    r, t = 13, 4680
+    assert t > kernels._F32_MAX_T
+    assert kernels._CHUNK_BYTES // (t * kernels._padded(r) * 8) < kernels._CHUNK
+    rng = np.random.default_rng(9)
+    series = [rng.standard_normal((t, r)).astype(np.float32) for _ in range(9)]
+    ref = _nilearn(series, "correlation", "ledoit_wolf")
+    np.testing.assert_allclose(kernels.connectivity(series, "correlation"), ref, atol=1e-5)
+    np.testing.assert_allclose(kernels.connectivity(series[:4] + [series[4][:300]], "correlation"),
+                               _nilearn(series[:4] + [series[4][:300]], "correlation", "ledoit_wolf"), atol=1e-5)

@@ -283,6 +283,7 @@ def _group_fc(ops: _Ops, x: Any, kind: str, estimator: str, gram_dtype: str) -> 
 
 # --- numpy back end: same-length subjects in cache-sized chunks, one batched call per step ---
 _CHUNK = 8  # subjects per chunk: their centred series (~90 kB each) stay in L2 between passes
+_F32_MAX_T = 2400  # longest scan whose correlation Gram the "auto" gram_dtype takes in float32
 _CHUNK_BYTES = 2 << 20  # ... and at most this many bytes of centred series (long scans, many ROIs)
 # A ROI whose centred sum of squares is below this fraction of T m^2 may be constant up to the
 # rounding of the centring in the Gram's dtype: that subject is centred again in float64
@@ -743,8 +744,9 @@ def connectivity(
         estimator: ``ledoit_wolf`` (nilearn's default) or ``empirical``.
         backend: ``numpy`` or ``torch`` (``device`` ``cpu``/``cuda``).
         gram_dtype: accumulation type of the Gram ``Xc^T Xc``: ``auto`` (float32 for
-            ``correlation``, whose error stays near 1e-6; float64 for the kinds that invert
-            the covariance or keep data units), ``float32`` or ``float64``.
+            ``correlation`` on scans of up to 2,400 time points, whose error stays near 1e-6;
+            float64 for longer scans, where float32 sums approach 1e-5, and for the kinds that
+            invert the covariance or keep data units), ``float32`` or ``float64``.
         whitening: ``M^-1/2`` for the tangent kind.
         out_dtype: ``float64`` (default) or ``float32`` (saves a pass and half the memory
             when the consumer stores float32, as ``ConnectivityTransformer`` does).
@@ -760,9 +762,12 @@ def connectivity(
         numpy array for the numpy back end, a torch tensor (on ``device``) for torch.
     """
     k = _check_args(kind, estimator, gram_dtype)
-    if gram_dtype == "auto":
-        gram_dtype = "float32" if k == "correlation" else "float64"
     xs = _check_series(series)
+    if gram_dtype == "auto":
+        # float32 sums over T time points: about 1e-6 from nilearn at fMRI lengths, but 1e-5
+        # is reached near T = 4,700 (measured), so long (e.g. concatenated) scans get float64
+        short = max(int(x.shape[0]) for x in xs) <= _F32_MAX_T
+        gram_dtype = "float32" if k == "correlation" and short else "float64"
     ops = _Ops(backend, device)
     n, r = len(xs), int(xs[0].shape[1])
     if ops.backend == "numpy":
