@@ -316,3 +316,18 @@ def test_long_scans_take_smaller_chunks_and_equal_nilearn(accel):
     np.testing.assert_allclose(kernels.connectivity(series, "correlation"), ref, atol=1e-5)
     np.testing.assert_allclose(kernels.connectivity(series[:4] + [series[4][:300]], "correlation"),
                                _nilearn(series[:4] + [series[4][:300]], "correlation", "ledoit_wolf"), atol=1e-5)
+
+
+def test_float32_input_whose_squares_overflow_float32_equals_nilearn(accel):
+    """Finite float32 values large enough that their squared sums overflow float32 (a series
+    in odd units, ~1e19): that subject's Gram is taken in float64 instead of coming out NaN/Inf."""
+    rng = np.random.default_rng(11)
+    mix = rng.standard_normal((13, 13))
+    series = [(rng.standard_normal((50, 13)) @ mix).astype(np.float32) for _ in range(5)]
+    series[2] = (series[2] * 1e19).astype(np.float32)
+    assert np.isfinite(series[2]).all() and not np.isfinite(np.square(series[2]).sum(0)).all()
+    ref = _nilearn([x.astype(np.float64) for x in series], "correlation", "ledoit_wolf")  # (float32 overflows there too)
+    got = kernels.connectivity(series, "correlation")
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    got = ConnectivityTransformer(kind="correlation").fit(series).transform(series)
+    np.testing.assert_allclose(got, ref, atol=1e-5)

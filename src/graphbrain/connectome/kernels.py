@@ -680,6 +680,10 @@ def _np_connectivity(xs: list[np.ndarray], kind: str, estimator: str, gdt: np.dt
                         raise _NonFinite(_first_non_finite(xs, idx, m))
             g = gram[:k]
             np.matmul(y.transpose(0, 2, 1), y, out=g)
+            # finite float32 input whose squares overflow float32 (|x| sqrt(T) above ~1e19):
+            # those subjects are computed again with a float64 Gram below (a check on k x R
+            # diagonal entries; Cauchy-Schwarz bounds the rest of the Gram by its diagonal)
+            over = np.flatnonzero(~np.isfinite(g.diagonal(0, 1, 2)).all(1)) if gdt == np.float32 else ()
             gv = g[:, :r, :r]
             i0 = idx[0]
             direct = idx[-1] - i0 == k - 1
@@ -703,6 +707,11 @@ def _np_connectivity(xs: list[np.ndarray], kind: str, estimator: str, gdt: np.dt
                     ok = _np_corr_finish(gv, dg, y, sq, float(t), estimator, o)
                 else:
                     ok = _np_cov_finish(gv, y, sq, float(t), kind, estimator, o)
+            for j in over:
+                # (float64 out as well: the finishing scales in the output buffer, where the
+                # unscaled float64 Gram would overflow a float32 one)
+                o[j] = _np_connectivity([xs[idx[j]]], kind, estimator, np.dtype(np.float64), "float64", False)[0]
+                ok = ok and bool(np.isfinite(o[j]).all())
             # NaN/Inf only come from a zero or negative diagonal (checked above); finite input
             if finite and not ok:
                 np.nan_to_num(o, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
