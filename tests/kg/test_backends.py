@@ -138,3 +138,12 @@ def test_closures_agree_on_cycles_and_other_relations():
         for (cid, rel), (anc, desc) in want.items():
             assert kg.ancestors(cid, relation=rel) == anc, (backend, cid, rel)
             assert kg.descendants(cid, relation=rel) == desc, (backend, cid, rel)
+
+
+def test_query_prefixes_match_the_namespace_constants():
+    from graphbrain.kg.backends.rdf import PREFIXES, RDF_NS, RDFS_NS, SKOS_NS
+    from graphbrain.kg.model import VOCAB_NS
+
+    want = {"gb": VOCAB_NS, "skos": SKOS_NS, "rdf": RDF_NS, "rdfs": RDFS_NS}
+    got = dict(line[len("PREFIX "):].rstrip(">").split(": <") for line in PREFIXES.strip().splitlines())
+    assert got == want

@@ -56,9 +56,12 @@ RDFS_NS = "http://www.w3.org/2000/01/rdf-schema#"
 SKOS_NS = "http://www.w3.org/2004/02/skos/core#"
 RDF_TYPE = RDF_NS + "type"
 
+# written out (no formatting into query text); a test checks it against the namespace constants
 PREFIXES = (
-    f"PREFIX gb: <{VOCAB_NS}>\nPREFIX skos: <{SKOS_NS}>\n"
-    f"PREFIX rdf: <{RDF_NS}>\nPREFIX rdfs: <{RDFS_NS}>\n"
+    "PREFIX gb: <https://w3id.org/graphbrain/kg/vocab#>\n"
+    "PREFIX skos: <http://www.w3.org/2004/02/skos/core#>\n"
+    "PREFIX rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#>\n"
+    "PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\n"
 )
 # graphbrain relation IRIs start with RELATION_NS: queries test STRSTARTS(STR(?r), ?relns)
 # with ?relns bound to it as a parameter (never formatted into the query text; projected,
@@ -420,13 +423,19 @@ class _SparqlBackend(Backend):
         return [(r["l"], concept_id_from_iri(r["c"]), r["kind"]) for r in rows]
 
     # -- edges
-    _EDGE_TAIL = (
+    # fixed query texts; the concept and the relation namespace are bound parameters
+    _OUT = PREFIXES + (
+        "SELECT ?h ?r ?t ?src ?attrs ?relns WHERE { ?h ?r ?t . ?t a gb:Concept . "
         "FILTER(STRSTARTS(STR(?r), ?relns)) "
         "OPTIONAL { ?st rdf:subject ?h ; rdf:predicate ?r ; rdf:object ?t . "
         "OPTIONAL { ?st gb:source ?src } OPTIONAL { ?st gb:attributes ?attrs } } }"
     )
-    _OUT = PREFIXES + "SELECT ?h ?r ?t ?src ?attrs ?relns WHERE { ?h ?r ?t . ?t a gb:Concept . " + _EDGE_TAIL
-    _IN = PREFIXES + "SELECT ?h ?r ?t ?src ?attrs ?relns WHERE { ?h ?r ?t . ?h a gb:Concept . " + _EDGE_TAIL
+    _IN = PREFIXES + (
+        "SELECT ?h ?r ?t ?src ?attrs ?relns WHERE { ?h ?r ?t . ?h a gb:Concept . "
+        "FILTER(STRSTARTS(STR(?r), ?relns)) "
+        "OPTIONAL { ?st rdf:subject ?h ; rdf:predicate ?r ; rdf:object ?t . "
+        "OPTIONAL { ?st gb:source ?src } OPTIONAL { ?st gb:attributes ?attrs } } }"
+    )
 
     def _edges(self, concept_id: str, relations: frozenset[str] | None, direction: str) -> list[Relation]:
         node = Iri(concept_iri(concept_id))
