@@ -144,7 +144,7 @@ def test_accel_modes(monkeypatch):
     assert kernels._fused() is None
     with pytest.raises(ConfigError, match="accel"):
         kernels.set_accel("fast")
-    monkeypatch.setattr(kernels, "_FUSED", (None, None, None))  # as if numba were not installed
+    monkeypatch.setattr(kernels, "_FUSED", (None, None))  # as if numba were not installed
     with pytest.raises(MissingDependencyError, match=r"compiled static-FC loops .*'numba'.*\[fast\]"):
         kernels.set_accel("numba")
     kernels.set_accel("auto")
@@ -225,11 +225,11 @@ def accel(request, monkeypatch):
         monkeypatch.setattr(kernels, "_ACCEL", "numpy")
     elif request.param == "fused-python":
         monkeypatch.setattr(kernels, "_ACCEL", "auto")
-        monkeypatch.setattr(kernels, "_FUSED", (kernels._fused_centre, kernels._fused_corr_finish, kernels._fused_copy))
+        monkeypatch.setattr(kernels, "_FUSED", (kernels._fused_copy, kernels._fused_corr_finish))
     else:
         pytest.importorskip("numba")
         monkeypatch.setattr(kernels, "_ACCEL", "auto")
-        assert kernels._fused() is not None and kernels._fused()[0] is not kernels._fused_centre
+        assert kernels._fused() is not None and kernels._fused()[0] is not kernels._fused_copy
     return request.param
 
 

@@ -57,7 +57,7 @@ kind runs two compiled loops instead of those numpy passes: one that copies each
 update ``G - T m m^T`` on the fly, takes the Ledoit-Wolf sums and writes the output (a
 subject with a ROI whose mean exceeds its standard deviation, or a constant ROI, is centred
 exactly in float64 first). Same numbers as the numpy path to about 2e-6 (ABIDE); see the comment
-above ``_fused_centre`` for why. Constant ROIs: their off-diagonal
+above ``_fused_copy`` for why. Constant ROIs: their off-diagonal
 correlations come out as 0 with Ledoit-Wolf (as in nilearn) and as NaN with the empirical
 estimator (nilearn's 0/0); :class:`~graphbrain.connectome.static.ConnectivityTransformer`
 maps every NaN to 0.
@@ -453,33 +453,12 @@ def _np_cov_finish(gv: np.ndarray, y: np.ndarray, sq: np.ndarray, t: float, kind
 # Python, so they are checked where numba is absent.
 
 
-def _fused_centre(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> bool:
-    """Column means of ``x`` ``(T, R)`` into ``s`` (float64 sums) and ``y[:, :R] = x - mean``
-    (rounded once to ``y``'s dtype), ``y[:, R:] = 0``; False when a mean is not finite."""
-    t, r = x.shape
-    p = y.shape[1]
-    for i in range(r):
-        s[i] = 0.0
-    for a in range(t):
-        for i in range(r):
-            s[i] += x[a, i]
-    ok = True
-    for i in range(r):
-        s[i] /= t
-        if not math.isfinite(s[i]):
-            ok = False
-    for a in range(t):
-        for i in range(r):
-            y[a, i] = x[a, i] - s[i]
-        for i in range(r, p):
-            y[a, i] = 0.0
-    return ok
-
-
-def _fused_copy(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> bool:
-    """One pass: ``y[:, :R] = x`` (uncentred, in ``y``'s dtype), ``y[:, R:] = 0`` and the
-    column means into ``s`` (float64 sums); False when a mean is not finite. The correlation
-    loop below centres the Gram and the series on the fly (``G - T m m^T``, ``y - m``)."""
+def _fused_copy(x: np.ndarray, y: np.ndarray, s: np.ndarray, centre: bool) -> bool:
+    """One pass: ``y[:, :R] = x`` (in ``y``'s dtype), ``y[:, R:] = 0`` and the column means
+    into ``s`` (float64 sums); with ``centre`` a second pass writes ``y[:, :R] = x - mean``
+    (rounded once to ``y``'s dtype). False when a mean is not finite. The correlation loop
+    below takes the uncentred copy and centres the Gram and the series on the fly
+    (``G - T m m^T``, ``y - m``)."""
     t, r = x.shape
     p = y.shape[1]
     for i in range(r):
@@ -496,6 +475,10 @@ def _fused_copy(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> bool:
         s[i] /= t
         if not math.isfinite(s[i]):
             ok = False
+    if centre:
+        for a in range(t):
+            for i in range(r):
+                y[a, i] = x[a, i] - s[i]
     return ok
 
 
@@ -589,7 +572,7 @@ def _fused_corr_finish(g: np.ndarray, y: np.ndarray, m: np.ndarray, r: int, t: f
 # cohorts' connectomes (services, notebooks, repeated resampling), not in one `graphbrain run`.
 ACCEL_MODES = ("numpy", "numba", "auto")
 _ACCEL: str = os.environ.get("GRAPHBRAIN_KERNELS_ACCEL", "numpy")
-_FUSED: tuple[Any, Any, Any] | None = None
+_FUSED: tuple[Any, Any] | None = None
 
 
 def set_accel(mode: str) -> None:
@@ -609,7 +592,7 @@ _FAR = 2.0
 
 
 def _fused() -> tuple[Any, Any, Any] | None:
-    """The jitted ``(_fused_centre, _fused_corr_finish, _fused_copy)``, or None (numba absent
+    """The jitted ``(_fused_copy, _fused_corr_finish)``, or None (numba absent
     or off)."""
     global _FUSED
     if _ACCEL not in ("numba", "auto"):
@@ -620,13 +603,13 @@ def _fused() -> tuple[Any, Any, Any] | None:
         try:
             import numba
         except ImportError:
-            _FUSED = (None, None, None)
+            _FUSED = (None, None)
         else:
             # error_model numpy: 1/0 -> inf as in numpy; reassoc/contract only, so NaN/Inf keep
             # their meaning and the float64 sums vectorise. cache: compiled once per machine
             # (numba's cache directory; NUMBA_CACHE_DIR moves it)
             jit = numba.njit(nogil=True, error_model="numpy", fastmath={"reassoc", "contract"}, cache=True)
-            _FUSED = (jit(_fused_centre), jit(_fused_corr_finish), jit(_fused_copy))
+            _FUSED = (jit(_fused_copy), jit(_fused_corr_finish))
     if _FUSED[0] is None:
         if _ACCEL == "numba":
             raise MissingDependencyError("numba", "fast", "the compiled static-FC loops (kernels accel 'numba')")
@@ -674,9 +657,9 @@ def _np_connectivity(xs: list[np.ndarray], kind: str, estimator: str, gdt: np.dt
                 m = _np_centre(xs, idx, y, r)
             else:
                 m = mbuf[:k]  # every entry written by the loop
-                prep = fused[2] if kind == "correlation" else fused[0]  # uncentred / centred
+                centre = kind != "correlation"  # the correlation loop centres on the fly
                 for j, i in enumerate(idx):
-                    if not prep(xs[i], y[j], m[j]):
+                    if not fused[0](xs[i], y[j], m[j], centre):
                         raise _NonFinite(_first_non_finite(xs, idx, m))
             g = gram[:k]
             np.matmul(y.transpose(0, 2, 1), y, out=g)
